@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs every build/test dependency of lmpress from Debian 12 packages. Idempotent.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev
+      googletest libgtest-dev libbenchmark-dev libomp-dev libsentencepiece-dev libfmt-dev python3)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+echo "setup: dependencies present"

@@ -1,0 +1,61 @@
+#include "kernels/weight_registry.h"
+
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "kernels/dense.h"
+
+namespace lmp {
+
+static void expect_shape(const TensorSource& src, const TensorView& t, int64_t rows, int64_t cols) {
+  check(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, "{}: tensor {} has shape [{}], want [{}, {}]",
+        src.where(), t.name, fmt::join(t.shape, ", "), rows, cols);
+}
+
+WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix) {
+  const TensorView& t = src.get(prefix + ".weight");
+  check(t.shape.size() == 2, "{}: tensor {} is not a matrix (rank {})", src.where(), t.name, t.shape.size());
+  int64_t rows = t.shape[0], cols = t.shape[1];
+  switch (t.dtype) {
+    case DType::F32:
+      return std::make_unique<DenseF32>(rows, cols, reinterpret_cast<const float*>(t.data), src.keeper());
+    case DType::F16:
+      return std::make_unique<DenseF16>(rows, cols, reinterpret_cast<const f16_t*>(t.data), src.keeper());
+    case DType::BF16:
+    case DType::F64:
+      return std::make_unique<DenseF32>(rows, cols, t.to_f32());
+    default:
+      fail("{}: tensor {} has dtype {}, want F32, F16 or BF16", src.where(), t.name, dtype_name(t.dtype));
+  }
+}
+
+static WeightPtr load_f32(const TensorSource& src, const std::string& prefix, const nlohmann::json&) {
+  return load_dense_weight(src, prefix);
+}
+
+static WeightPtr load_f16(const TensorSource& src, const std::string& prefix, const nlohmann::json&) {
+  const TensorView& t = src.get(prefix + ".weight");
+  check(t.dtype == DType::F16, "{}: tensor {} has dtype {}, format f16 wants F16", src.where(), t.name,
+        dtype_name(t.dtype));
+  check(t.shape.size() == 2, "{}: tensor {} is not a matrix", src.where(), t.name);
+  expect_shape(src, t, t.shape[0], t.shape[1]);
+  return std::make_unique<DenseF16>(t.shape[0], t.shape[1], reinterpret_cast<const f16_t*>(t.data), src.keeper());
+}
+
+const std::vector<WeightFormatInfo>& weight_formats() {
+  static const std::vector<WeightFormatInfo> table = {
+      {"f32", "dense float32, 32 bits/weight", load_f32},
+      {"f16", "dense IEEE half, 16 bits/weight", load_f16},
+  };
+  return table;
+}
+
+WeightPtr load_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec) {
+  std::string name = spec.value("format", "f32");
+  for (const auto& f : weight_formats())
+    if (name == f.name) return f.load(src, prefix, spec);
+  fail("{}: {} uses unknown weight format '{}'", src.where(), prefix, name);
+}
+
+}  // namespace lmp

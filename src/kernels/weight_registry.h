@@ -1,0 +1,24 @@
+// The one table through which generic code reaches weight formats (load by name; list with sizes).
+// A new format = one WeightMatrix class + one row in weight_registry.cpp.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernels/weight.h"
+
+namespace lmp {
+
+struct WeightFormatInfo {
+  const char* name;         // "f32", "f16", ...
+  const char* description;  // one line for --help
+  // Builds the matrix from "<prefix>.*" tensors and the spec written by WeightMatrix::save.
+  WeightPtr (*load)(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec);
+};
+
+const std::vector<WeightFormatInfo>& weight_formats();
+// Throws lmp::Error naming src.where() when the format is unknown or tensors are missing/mis-shaped.
+WeightPtr load_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec);
+// A plain "<prefix>.weight" tensor of dtype F32/F16/BF16 (HF checkpoints): zero-copy for F32/F16.
+WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix);
+
+}  // namespace lmp

@@ -49,7 +49,7 @@ int64_t TensorView::numel() const {
 }
 
 std::vector<float> TensorView::to_f32() const {
-  std::vector<float> out(size_t(numel()));
+  std::vector<float> out(static_cast<size_t>(numel()));
   switch (dtype) {
     case DType::F32: std::memcpy(out.data(), data, out.size() * 4); break;
     case DType::F16:

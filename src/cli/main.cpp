@@ -1,2 +1,59 @@
-// placeholder until the CLI lands
-int main() { return 0; }
+// lmpress — make LLMs smaller and faster, and prove it. Entry point: dispatches to a sub-command.
+// Any lmp::Error (bad file, bad option) prints one line "lmpress: error: ..." and exits with status 2.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* usage;
+  int (*run)(int argc, char** argv);
+};
+
+const Command kCommands[] = {
+    {"inspect", "inspect DIR [--json]                     architecture, parameters, bytes, per-tensor table",
+     lmp::cmd_inspect},
+    {"generate", "generate --model DIR [--prompt S] [--max-new-tokens N] [--temperature T --top-k K --top-p P --seed S]",
+     lmp::cmd_generate},
+    {"eval", "eval ppl --model DIR --data FILE --format docs|text|wikitext|c4-json --ctx N [--stride N] [--json]",
+     lmp::cmd_eval},
+    {"bench", "bench --model DIR [--json]              prefill/decode tokens/s, peak RSS, bytes", lmp::cmd_bench},
+};
+
+void usage() {
+  std::fprintf(stderr, "usage: lmpress <command> [options]\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(stderr, "  lmpress %s\n", c.usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc, argv);
+    } catch (const lmp::Error& e) {
+      std::fprintf(stderr, "lmpress: error: %s\n", e.what());
+      return 2;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "lmpress: error: out of memory\n");
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lmpress: error: %s\n", e.what());
+      return 2;
+    }
+  }
+  std::fprintf(stderr, "lmpress: error: unknown command '%s'\n", argv[1]);
+  usage();
+  return 2;
+}

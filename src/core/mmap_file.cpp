@@ -38,6 +38,7 @@ MmapFile::~MmapFile() {
 
 std::string read_file(const std::string& path) {
   MmapFile f(path);
+  if (f.size() == 0) return {};
   return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 

@@ -1,0 +1,83 @@
+#include "eval/perplexity.h"
+
+#include <cblas.h>
+#include <cmath>
+#include <omp.h>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "model/forward.h"
+
+namespace lmp {
+
+double token_nll(const float* logits, int vocab, int target) {
+  double mx = logits[0];
+  for (int i = 1; i < vocab; i++) mx = std::max(mx, double(logits[i]));
+  double s = 0;
+  for (int i = 0; i < vocab; i++) s += std::exp(double(logits[i]) - mx);
+  return -(double(logits[target]) - mx - std::log(s));
+}
+
+PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptions& opt) {
+  const int ctx = opt.ctx, stride = opt.stride > 0 ? opt.stride : ctx;
+  check(ctx >= 2, "--ctx {}: must be at least 2", ctx);
+  check(stride <= ctx, "--stride {} must not exceed --ctx {}", stride, ctx);
+  check((long)ids.size() >= ctx, "text has {} tokens, fewer than one window of --ctx {}", ids.size(), ctx);
+  long nwin = (long(ids.size()) - ctx) / stride + 1;
+  if (opt.max_windows > 0) nwin = std::min<long>(nwin, opt.max_windows);
+  const int V = m.cfg.vocab;
+
+  // Windows run in parallel, one per thread, with single-threaded kernels inside.
+  std::vector<double> nll(size_t(nwin), 0.0);
+  std::vector<long> scored(size_t(nwin), 0);
+  Progress prog("ppl windows", nwin, "tok");
+  long done = 0;
+  double t0 = now_seconds();
+  int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  std::exception_ptr err;
+#pragma omp parallel
+  {
+    Forward fw(m);
+    KVCache cache(m.cfg, ctx);
+    std::vector<float> logits(size_t(ctx) * V);
+#pragma omp for schedule(dynamic, 1)
+    for (long w = 0; w < nwin; w++) {
+      try {
+        const int* x = ids.data() + w * stride;
+        cache.clear();
+        fw.tokens(x, ctx, cache, logits.data());
+        // Score targets x[t+1] for t in [first, ctx-1): the first window scores all, later ones the new part.
+        int first = w == 0 ? 0 : ctx - 1 - stride;
+        double s = 0;
+        for (int t = first; t < ctx - 1; t++) s += token_nll(logits.data() + size_t(t) * V, V, x[t + 1]);
+        nll[size_t(w)] = s;
+        scored[size_t(w)] = ctx - 1 - first;
+      } catch (...) {
+#pragma omp critical
+        err = std::current_exception();
+      }
+#pragma omp atomic
+      done++;
+      if (opt.progress && omp_get_thread_num() == 0) prog.update(done, done * ctx);
+    }
+  }
+  openblas_set_num_threads(blas_threads);
+  if (err) std::rethrow_exception(err);
+  if (opt.progress) prog.finish();
+  PplResult r;
+  double total = 0;
+  for (long w = 0; w < nwin; w++) {
+    total += nll[size_t(w)];  // fixed order: the sum does not depend on thread scheduling
+    r.scored += scored[size_t(w)];
+  }
+  r.nll = total / double(r.scored);
+  r.ppl = std::exp(r.nll);
+  r.tokens = long(ids.size());
+  r.windows = nwin;
+  r.seconds = now_seconds() - t0;
+  r.tokens_per_s = double(nwin) * ctx / r.seconds;
+  return r;
+}
+
+}  // namespace lmp

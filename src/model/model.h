@@ -1,0 +1,77 @@
+// The Llama-family decoder as data: embedding, blocks of (RMSNorm, q/k/v/o, RMSNorm, gate/up/down), final
+// norm and LM head. Every projection is a Linear whose weight is any stored format (kernels/weight.h),
+// so a compressed model is the same struct with other WeightMatrix implementations inside.
+#pragma once
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/tokenizer.h"
+#include "kernels/weight.h"
+#include "model/config.h"
+
+namespace lmp {
+
+// The seven projections of a block, in execution order. Their HF names are kLinearNames.
+enum class LinearKind { Q, K, V, O, Gate, Up, Down };
+constexpr int kLinearsPerBlock = 7;
+constexpr std::array<const char*, kLinearsPerBlock> kLinearNames = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+std::string linear_name(int layer, LinearKind kind);  // "model.layers.3.self_attn.q_proj"
+
+struct Linear {
+  WeightPtr w;              // (out, in)
+  std::vector<float> bias;  // (out) or empty
+  // Y (n, out) = X (n, in) · Wᵀ + b
+  void forward(const float* X, int64_t n, float* Y) const;
+  int64_t in() const { return w->cols(); }
+  int64_t out() const { return w->rows(); }
+};
+
+struct Block {
+  std::vector<float> attn_norm;  // (C)
+  std::vector<float> ffn_norm;   // (C)
+  std::array<Linear, kLinearsPerBlock> lin;
+  Linear& at(LinearKind k) { return lin[int(k)]; }
+  const Linear& at(LinearKind k) const { return lin[int(k)]; }
+};
+
+struct Model {
+  ModelConfig cfg;
+  std::string dir;                  // where it was loaded from (tokenizer files are read from here)
+  std::vector<float> embed;         // (V, C)
+  std::vector<float> final_norm;    // (C)
+  Linear lm_head;                   // (V, C); borrows embed when tied
+  std::vector<Block> blocks;        // (L)
+  nlohmann::json recipe;            // the recipe that produced this model (null for an original checkpoint)
+
+  const Tokenizer& tokenizer() const;  // loaded from dir on first use
+  void set_tokenizer(std::unique_ptr<Tokenizer> t) { tok_ = std::move(t); }
+
+  // Counting: parameters of every tensor, bytes as stored (weights in their formats, norms/embedding f32).
+  int64_t n_params() const;
+  size_t n_bytes() const;
+  // Bits per weight over the projections (q..down), the part compression acts on.
+  double linear_bits_per_weight() const;
+
+  // Called when the tied head must stop borrowing embed (e.g. the embedding is about to change).
+  void retie_head();
+
+ private:
+  mutable std::unique_ptr<Tokenizer> tok_;
+};
+
+// Loads an HF-layout directory: config.json, model.safetensors (or sharded via model.safetensors.index.json),
+// tokenizer files. Compressed lmpress outputs carry "quantization_config" (quant_method "lmpress") naming
+// each Linear's stored format. Throws lmp::Error naming the file and problem.
+std::unique_ptr<Model> load_model(const std::string& dir);
+// Writes an HF-style directory loadable by load_model: config.json (+ quantization_config with the recipe),
+// model.safetensors, tokenizer files copied from model.dir. Built in a temporary directory, then renamed.
+void save_model(const Model& m, const std::string& out_dir);
+
+}  // namespace lmp

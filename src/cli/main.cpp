@@ -53,7 +53,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::fprintf(stderr, "lmpress: error: unknown command '%s'\n", argv[1]);
-  usage();
+  std::fprintf(stderr, "lmpress: error: unknown command '%s' (lmpress --help lists them)\n", argv[1]);
   return 2;
 }

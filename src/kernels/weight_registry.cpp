@@ -1,10 +1,13 @@
 #include "kernels/weight_registry.h"
 
+#include <deque>
+
 #include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/dense.h"
+#include "kernels/qint.h"
 
 namespace lmp {
 
@@ -44,10 +47,24 @@ static WeightPtr load_f16(const TensorSource& src, const std::string& prefix, co
 }
 
 const std::vector<WeightFormatInfo>& weight_formats() {
-  static const std::vector<WeightFormatInfo> table = {
-      {"f32", "dense float32, 32 bits/weight", load_f32},
-      {"f16", "dense IEEE half, 16 bits/weight", load_f16},
-  };
+  static const std::vector<WeightFormatInfo> table = [] {
+    std::vector<WeightFormatInfo> t = {
+        {"f32", "dense float32, 32 bits/weight", load_f32},
+        {"f16", "dense IEEE half, 16 bits/weight", load_f16},
+    };
+    // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
+    static std::deque<std::string> text;  // backs the const char* fields
+    for (const QuantGrid& g : QIntMatrix::all_grids()) {
+      double gs = g.group ? g.group : 4096, bpw = g.bits + (16.0 + (g.sym ? 0 : 8)) / gs;
+      text.push_back(QIntMatrix::format_name(g));
+      const char* name = text.back().c_str();
+      text.push_back(fmt::format("group-wise int{}, {}, {}, {:.3f} bits/weight", g.bits,
+                                 g.group ? fmt::format("group {}", g.group) : std::string("one group per row"),
+                                 g.sym ? "symmetric" : "asymmetric (u8 zeros)", bpw));
+      t.push_back({name, text.back().c_str(), load_qint});
+    }
+    return t;
+  }();
   return table;
 }
 

@@ -113,4 +113,19 @@ PipelineReport run_sequential(Model& m, const Samples& samples, const std::vecto
   return rep;
 }
 
+void run_data_free(Model& m, const std::vector<BlockModifier*>& mods, const PipelineOptions& o) {
+  static const std::vector<std::vector<float>> no_inputs;
+  BlockStats no_stats;
+  Progress prog("compress blocks", m.cfg.n_layers, "block");
+  for (int l = 0; l < m.cfg.n_layers; l++) {
+    for (BlockModifier* mod : mods) {
+      check(!mod->needs_calibration(), "{} needs calibration data (--calib FILE)", mod->name());
+      BlockContext ctx{m, l, no_inputs, no_stats, 0, nullptr, nullptr};
+      mod->apply(ctx);
+    }
+    if (o.progress) prog.update(l + 1);
+  }
+  if (o.progress) prog.finish();
+}
+
 }  // namespace lmp

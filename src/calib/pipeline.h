@@ -32,6 +32,9 @@ class BlockModifier {
   virtual ~BlockModifier() = default;
   virtual std::string name() const = 0;
   virtual StatsRequest stats_request() const = 0;
+  // Data-free modifiers (RTN, magnitude pruning, plain SVD) run without calibration samples; their
+  // context then has no inputs and empty statistics.
+  virtual bool needs_calibration() const { return true; }
   // Rewrites ctx.model.blocks[ctx.layer] (weights, formats, norms) using the statistics.
   virtual void apply(BlockContext& ctx) = 0;
 };
@@ -50,5 +53,7 @@ struct PipelineReport {
 // block. Blocks are processed in order, each calibrated on the outputs of the already-modified blocks.
 PipelineReport run_sequential(Model& m, const Samples& samples, const std::vector<BlockModifier*>& mods,
                               const PipelineOptions& o = {});
+// Runs data-free modifiers block by block (no samples, no statistics).
+void run_data_free(Model& m, const std::vector<BlockModifier*>& mods, const PipelineOptions& o = {});
 
 }  // namespace lmp

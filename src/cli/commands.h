@@ -8,5 +8,13 @@ int cmd_inspect(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_compress(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
+
+// Shared by the compression shortcuts (cmd_compress.cpp).
+nlohmann::json calibration_from_args(const Args& a);
+void targets_from_args(const Args& a, nlohmann::json& stage);
+struct Recipe;
+int run_and_save(const std::string& model_dir, const Recipe& recipe, const std::string& out, bool json);
 
 }  // namespace lmp

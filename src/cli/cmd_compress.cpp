@@ -1,0 +1,91 @@
+// lmpress compress --model DIR --recipe R.json -o OUT [--json]
+// lmpress quantize --model DIR --method rtn|gptq|... --bits B --group G [--sym] [--mse] [--act-order]
+//                  [--damp 0.01] [--calib FILE --calib-format docs|text --nsamples N --seqlen L [--seed S]]
+//                  [--targets RE] [--ignore RE] -o OUT [--json]
+// Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "compress/recipe.h"
+#include "core/error.h"
+#include "core/progress.h"
+
+namespace lmp {
+
+// Calibration options common to every shortcut; absent --calib means none.
+nlohmann::json calibration_from_args(const Args& a) {
+  auto path = a.opt("calib");
+  std::string fmt = a.str("calib-format", "text");
+  long n = a.integer("nsamples", 128), L = a.integer("seqlen", 2048), seed = a.integer("seed", -1);
+  if (!path) return nullptr;
+  parse_text_format(fmt);
+  check(n >= 1, "--nsamples {}: must be ≥ 1", n);
+  check(L >= 2, "--seqlen {}: must be ≥ 2", L);
+  return {{"path", *path}, {"format", fmt}, {"nsamples", n}, {"seqlen", L}, {"seed", seed}};
+}
+
+// Targets/ignore flags common to every shortcut.
+void targets_from_args(const Args& a, nlohmann::json& stage) {
+  if (auto t = a.opt("targets")) stage["targets"] = *t;
+  if (auto i = a.opt("ignore")) stage["ignore"] = *i;
+}
+
+int run_and_save(const std::string& model_dir, const Recipe& recipe, const std::string& out, bool json) {
+  auto m = load_model(model_dir);
+  size_t bytes_before = m->n_bytes();
+  double bpw_before = m->linear_bits_per_weight();
+  CompressReport rep = run_recipe(*m, recipe, true);
+  save_model(*m, out);
+  nlohmann::json j = {{"model", model_dir},
+                      {"output", out},
+                      {"recipe", recipe.json},
+                      {"seconds", rep.seconds},
+                      {"calibration_samples", rep.nsamples},
+                      {"calibration_seqlen", rep.seqlen},
+                      {"peak_rss_bytes", peak_rss_bytes()},
+                      {"bytes_before", bytes_before},
+                      {"bytes", m->n_bytes()},
+                      {"params", m->n_params()},
+                      {"linear_bits_per_weight_before", bpw_before},
+                      {"linear_bits_per_weight", m->linear_bits_per_weight()}};
+  if (json) {
+    print_json(j);
+  } else {
+    std::printf("wrote %s: %zu -> %zu bytes, projections %.3f -> %.3f bits/weight, %.1f s\n", out.c_str(),
+                bytes_before, m->n_bytes(), bpw_before, m->linear_bits_per_weight(), rep.seconds);
+  }
+  return 0;
+}
+
+int cmd_compress(int argc, char** argv) {
+  Args a(argc, argv, 2, {"json"});
+  std::string dir = a.required("model"), recipe = a.required("recipe"), out = a.required("output");
+  bool json = a.flag("json");
+  a.finish();
+  return run_and_save(dir, load_recipe_file(recipe), out, json);
+}
+
+int cmd_quantize(int argc, char** argv) {
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe"});
+  std::string dir = a.required("model"), out = a.required("output");
+  std::string method = a.str("method", "rtn");
+  nlohmann::json stage = {{"modifier", method},
+                          {"bits", a.integer("bits", 4)},
+                          {"group", a.integer("group", 128)},
+                          {"sym", a.flag("sym")},
+                          {"mse", a.flag("mse")}};
+  if (a.flag("act-order")) stage["act_order"] = true;
+  if (auto d = a.opt("damp")) stage["damp"] = a.real("damp", 0.01);
+  if (auto al = a.opt("alpha")) stage["alpha"] = a.real("alpha", 0.5);
+  if (auto ab = a.opt("act-bits")) stage["act_bits"] = a.integer("act-bits", 8);
+  targets_from_args(a, stage);
+  nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
+  bool json = a.flag("json"), print = a.flag("print-recipe");
+  a.finish();
+  Recipe r = parse_recipe(rj, "quantize");
+  make_modifier(stage);  // validates arguments before any loading
+  if (print) std::fprintf(stderr, "%s\n", rj.dump(2).c_str());
+  return run_and_save(dir, r, out, json);
+}
+
+}  // namespace lmp

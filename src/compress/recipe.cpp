@@ -1,0 +1,89 @@
+#include "compress/recipe.h"
+
+#include "core/error.h"
+#include "core/mmap_file.h"
+#include "core/progress.h"
+#include "quant/gptq.h"
+#include "quant/rtn.h"
+
+namespace lmp {
+
+const std::vector<ModifierInfo>& modifier_table() {
+  static const std::vector<ModifierInfo> t = {
+      {"rtn", "quantization", "round-to-nearest group-wise int2/3/4/8 (no calibration)", make_rtn_modifier},
+      {"gptq", "quantization", "GPTQ: OBS column sweep with inverse-Hessian error compensation", make_gptq_modifier},
+  };
+  return t;
+}
+
+std::unique_ptr<BlockModifier> make_modifier(const nlohmann::json& stage) {
+  check(stage.is_object() && stage.contains("modifier") && stage["modifier"].is_string(),
+        "recipe: every stage needs a string field 'modifier'");
+  std::string name = stage["modifier"].get<std::string>();
+  for (const auto& m : modifier_table())
+    if (name == m.name) return m.make(stage);
+  std::string known;
+  for (const auto& m : modifier_table()) known += std::string(known.empty() ? "" : ", ") + m.name;
+  fail("recipe: unknown modifier '{}' (known: {})", name, known);
+}
+
+Recipe parse_recipe(const nlohmann::json& j, const std::string& where) {
+  check(j.is_object() && j.contains("stages") && j["stages"].is_array() && !j["stages"].empty(),
+        "{}: a recipe is an object with a non-empty array 'stages'", where);
+  Recipe r;
+  r.json = j;
+  for (const auto& s : j["stages"]) r.stages.push_back(s);
+  if (j.contains("calibration") && !j["calibration"].is_null()) {
+    const auto& c = j["calibration"];
+    check(c.is_object() && c.contains("path"), "{}: 'calibration' needs a 'path'", where);
+    r.has_calibration = true;
+    r.calib.path = c["path"].get<std::string>();
+    r.calib.format = parse_text_format(c.value("format", "text"));
+    r.calib.nsamples = c.value("nsamples", 128);
+    r.calib.seqlen = c.value("seqlen", 2048);
+    r.calib.seed = c.value("seed", int64_t(-1));
+  }
+  return r;
+}
+
+Recipe load_recipe_file(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON ({})", path, e.what());
+  }
+  return parse_recipe(j, path);
+}
+
+CompressReport run_recipe(Model& m, const Recipe& r, bool progress) {
+  CompressReport rep;
+  double t0 = now_seconds();
+  std::vector<std::unique_ptr<BlockModifier>> owned;
+  std::vector<BlockModifier*> mods;
+  bool need_calib = false;
+  for (const auto& s : r.stages) {
+    owned.push_back(make_modifier(s));
+    mods.push_back(owned.back().get());
+    need_calib |= owned.back()->needs_calibration();
+  }
+  PipelineOptions po;
+  po.progress = progress;
+  if (need_calib) {
+    check(r.has_calibration, "recipe: modifier '{}' needs calibration data (--calib FILE)",
+          [&] { for (auto* m : mods) if (m->needs_calibration()) return m->name(); return std::string(); }());
+    CalibOptions co = r.calib;
+    co.seqlen = std::min(co.seqlen, m.cfg.max_pos);
+    Samples samples = load_calibration(m.tokenizer(), co);
+    rep.nsamples = int(samples.size());
+    rep.seqlen = co.seqlen;
+    rep.pipeline = run_sequential(m, samples, mods, po);
+  } else {
+    run_data_free(m, mods, po);
+  }
+  m.recipe = r.json;
+  rep.seconds = now_seconds() - t0;
+  return rep;
+}
+
+}  // namespace lmp

@@ -1,0 +1,40 @@
+// RTN: round-to-nearest on the quant/grid of each group, no calibration — the baseline every PTQ method is
+// measured against. Stored as a QIntMatrix (packed codes + f16 scales + zeros), executed by the int kernels.
+#include "quant/rtn.h"
+
+#include "calib/targets.h"
+#include "kernels/qint.h"
+#include "quant/quant_args.h"
+
+namespace lmp {
+
+namespace {
+
+class RtnModifier final : public BlockModifier {
+ public:
+  explicit RtnModifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)), grid_(grid_from_stage(st, "rtn")) {}
+  std::string name() const override { return "rtn"; }
+  StatsRequest stats_request() const override { return {false, false}; }
+  bool needs_calibration() const override { return false; }
+  void apply(BlockContext& ctx) override {
+    Block& b = ctx.model.blocks[size_t(ctx.layer)];
+    for (int k = 0; k < kLinearsPerBlock; k++) {
+      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
+      Linear& lin = b.lin[size_t(k)];
+      std::vector<float> W = lin.w->dense();
+      lin.w = QIntMatrix::quantize(lin.out(), lin.in(), W.data(), grid_);
+    }
+  }
+
+ private:
+  Targets targets_;
+  QuantGrid grid_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlockModifier> make_rtn_modifier(const nlohmann::json& stage) {
+  return std::make_unique<RtnModifier>(stage);
+}
+
+}  // namespace lmp

@@ -44,6 +44,30 @@ std::vector<Case> stories_cases() {
   return out;
 }
 
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const char* name) : path(fs::temp_directory_path() / name) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string write(const std::string& file, const std::string& text) const {
+    std::ofstream(path / file, std::ios::binary) << text;
+    return (path / file).string();
+  }
+};
+
+// Runs f, expects an lmp::Error whose message contains every needle.
+template <class F>
+void expect_error(F f, std::vector<std::string> needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no lmp::Error thrown";
+  } catch (const lmp::Error& e) {
+    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+  }
+}
+
 #define REQUIRE_STORIES()                                                                        \
   if (!fs::exists(kStories + "/tokenizer.json")) GTEST_SKIP() << "shared model stories260K absent at " << kStories
 
@@ -82,6 +106,12 @@ TEST(TokenizerStories, EncodeEvalTextSpeed) {
   std::printf("[ timing ] encode %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", text.size(), ids.size(), s,
               text.size() / s / 1e6);
   EXPECT_EQ(tok->decode(ids), text);
+  auto bl = Tokenizer::from_dir(kData + "/bytelevel");  // GPT-2 regex dominates: the fixture has few merges
+  t0 = std::chrono::steady_clock::now();
+  ids = bl->encode(text, false);
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ timing ] byte-level: %zu bytes -> %zu tokens in %.3f s\n", text.size(), ids.size(), s);
+  EXPECT_EQ(bl->decode(ids), text);
 }
 
 // Same ids when the Llama vocabulary is given as GGUF-style data: pieces + scores (-rank of the merge that
@@ -279,4 +309,142 @@ TEST(TokenizerStories, RoundTripRandomText) {
     ASSERT_EQ(tok->decode(ids), s);
     ASSERT_EQ(concat_pieces(*tok, ids), s);
   }
+}
+
+// ---- tokenizer.model through libsentencepiece ----
+// tests/data/tokenizer/spmodel/tokenizer.model: a 400-piece BPE model with byte fallback, trained by
+// spm_train (Debian package sentencepiece) on 400 random sentences over a 40-word lower-case list:
+//   spm_train --model_type=bpe --vocab_size=400 --byte_fallback=true --character_coverage=1.0
+//     --normalization_rule_name=identity --remove_extra_whitespaces=false --bos_id=1 --eos_id=2 --unk_id=0
+// Expected ids from spm_encode --output_format=id (pieces: ▁ H e llo ▁world; ▁T he ▁cat ▁sat ▁on ▁the ▁mat .).
+TEST(TokenizerSentencePieceModel, FromDirWithoutJson) {
+  auto tok = Tokenizer::from_dir(kData + "/spmodel");
+  EXPECT_EQ(tok->kind(), "sentencepiece-model");
+  EXPECT_EQ(tok->vocab_size(), 400);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->encode("Hello world", true), (std::vector<int>{1, 359, 389, 361, 291, 311}));
+  EXPECT_EQ(tok->encode("The cat sat on the mat.", false), (std::vector<int>{347, 260, 318, 320, 275, 261, 326, 377}));
+  std::mt19937 rng(5);
+  for (int it = 0; it < 200; it++) {
+    std::string s = random_utf8(rng, 1 + rng() % 30);
+    auto ids = tok->encode(s, true);
+    ASSERT_EQ(tok->decode(ids), s);
+    ASSERT_EQ(concat_pieces(*tok, ids), s);
+  }
+}
+
+// The same model's pieces, scores and types given to make_bpe_tokenizer (the GGUF route: no merges, SPM
+// score ranking) must reproduce libsentencepiece's ids on random text over the training words.
+TEST(TokenizerSentencePieceModel, ScoreRankedBpeMatchesLibSentencePiece) {
+  std::string model = kData + "/spmodel/tokenizer.model";
+  auto ref = Tokenizer::from_sentencepiece_model(model);
+  BpeVocab v;
+  v.source = model;
+  for (int i = 0; i < ref->vocab_size(); i++) v.tokens.push_back(ref->id_to_piece(i));
+  // Types and scores as GGUF stores them: specials 0..2, bytes 3..258, then normal pieces whose spm_train
+  // score is -(index among normal pieces), i.e. decreasing with id.
+  v.types.assign(v.tokens.size(), TokenType::Normal);
+  v.scores.assign(v.tokens.size(), 0.f);
+  v.types[0] = TokenType::Unknown, v.types[1] = v.types[2] = TokenType::Control;
+  for (size_t i = 3; i < v.tokens.size(); i++) {
+    if (v.tokens[i].size() == 6 && v.tokens[i].rfind("<0x", 0) == 0)
+      v.types[i] = TokenType::Byte;
+    else
+      v.scores[i] = -float(i);
+  }
+  v.unk_id = 0, v.bos_id = 1, v.eos_id = 2;
+  auto tok = make_bpe_tokenizer(v);
+  const char* words[] = {"the", "a", "cat", "dog", "sat", "on", "mat", "little", "girl", "lily", "park", "hello",
+                         "world", "happy", "tree", "Once", "upon", "time", "café", "🙂", ",", ".", "  ", "\n"};
+  std::mt19937 rng(11);
+  for (int it = 0; it < 300; it++) {
+    std::string s;
+    for (int k = 0, n = 1 + rng() % 12; k < n; k++) s += std::string(k ? " " : "") + words[rng() % std::size(words)];
+    ASSERT_EQ(tok->encode(s, true), ref->encode(s, true)) << "text: " << s;
+    ASSERT_EQ(tok->decode(tok->encode(s, false)), s);
+  }
+}
+
+// ---- bad input ----
+
+
+TEST(TokenizerErrors, MissingFiles) {
+  TempDir d("lmp_test_tok_missing");
+  expect_error([&] { Tokenizer::from_dir(d.path.string()); }, {d.path.string(), "tokenizer.json"});
+  std::string p = (d.path / "nope.json").string();
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p, "cannot open"});
+  std::string m = (d.path / "tokenizer.model").string();
+  expect_error([&] { Tokenizer::from_sentencepiece_model(m); }, {m});
+}
+
+TEST(TokenizerErrors, InvalidJson) {
+  TempDir d("lmp_test_tok_badjson");
+  std::string p = d.write("tokenizer.json", "{\"model\": {\"type\": \"BPE\", ");
+  expect_error([&] { Tokenizer::from_dir(d.path.string()); }, {p, "invalid JSON"});
+  p = d.write("tokenizer.json", "[1, 2]");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p});
+  p = d.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": [1], "merges": []}})");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p});
+}
+
+TEST(TokenizerErrors, UnsupportedModelType) {
+  TempDir d("lmp_test_tok_type");
+  for (const char* type : {"WordPiece", "Unigram", "WordLevel"}) {
+    std::string p = d.write("tokenizer.json", fmt::format(R"({{"model": {{"type": "{}", "vocab": {{"a": 0}}}}}})", type));
+    expect_error([&] { Tokenizer::from_json_file(p); }, {p, type});
+  }
+  std::string p = d.write("tokenizer.json",
+                          R"({"pre_tokenizer": {"type": "BertPreTokenizer"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p, "BertPreTokenizer"});
+}
+
+TEST(TokenizerErrors, InconsistentVocab) {
+  TempDir d("lmp_test_tok_vocab");
+  std::string p = d.write("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p, "merge 0"});
+  // Byte-level vocabulary without the 256 byte pieces.
+  p = d.write("tokenizer.json",
+              R"({"pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p, "byte"});
+  p = d.write("tokenizer.json",
+              R"({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(["}, "behavior": "Isolated"},
+                  "decoder": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})");
+  expect_error([&] { Tokenizer::from_json_file(p); }, {p, "pattern"});
+}
+
+// Older / newer Llama tokenizer.json forms: no normalizer, Metaspace pre-tokenizer (add_prefix_space or
+// prepend_scheme, split=false) must give the same ids as Sequence[Prepend ▁, Replace ' ' -> ▁].
+TEST(TokenizerStories, MetaspaceFormsGiveSameIds) {
+  REQUIRE_STORIES();
+  auto j = nlohmann::json::parse(slurp(kStories + "/tokenizer.json"));
+  j["normalizer"] = nullptr;
+  TempDir d("lmp_test_tok_metaspace");
+  for (auto meta : {nlohmann::json{{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"add_prefix_space", true}, {"split", false}},
+                    nlohmann::json{{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}}}) {
+    j["pre_tokenizer"] = meta;
+    auto tok = Tokenizer::from_json_file(d.write("tokenizer.json", j.dump()));
+    expect_fixture(*tok);
+  }
+  // split=true BPEs each ▁word on its own: "▁▁" (two spaces) can no longer merge, text still round-trips.
+  j["pre_tokenizer"]["split"] = true;
+  auto tok = Tokenizer::from_json_file(d.write("tokenizer.json", j.dump()));
+  for (const auto& c : stories_cases()) EXPECT_EQ(tok->decode(tok->encode(c.text, true)), c.text);
+}
+
+// Special tokens spelled in the text: plain encode treats "<s>" as characters (like the reference);
+// encode_with_special matches it, and the Prepend normalizer applies to each text segment (HF legacy).
+TEST(TokenizerStories, EncodeWithSpecial) {
+  REQUIRE_STORIES();
+  auto tok = Tokenizer::from_dir(kStories);
+  auto hello = tok->encode("Hello", false);
+  auto with = tok->encode_with_special("<s>Hello</s>", false);
+  std::vector<int> want{1};
+  want.insert(want.end(), hello.begin(), hello.end());
+  want.push_back(2);
+  EXPECT_EQ(with, want);
+  auto plain = tok->encode("<s>Hello</s>", false);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1), 0);
+  EXPECT_EQ(tok->decode(plain), "<s>Hello</s>");
+  EXPECT_EQ(tok->decode(with), "Hello");
 }

@@ -48,7 +48,7 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
         cache.clear();
         fw.tokens(x, ctx, cache, logits.data());
         // Score targets x[t+1] for t in [first, ctx-1): the first window scores all, later ones the new part.
-        int first = w == 0 ? 0 : ctx - 1 - stride;
+        int first = w == 0 ? 0 : std::max(0, ctx - 1 - stride);
         double s = 0;
         for (int t = first; t < ctx - 1; t++) s += token_nll(logits.data() + size_t(t) * V, V, x[t + 1]);
         nll[size_t(w)] = s;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/dense.h"
+#include "kernels/ggml_blocks_matrix.h"
 
 namespace lmp {
 
@@ -47,6 +48,7 @@ const std::vector<WeightFormatInfo>& weight_formats() {
   static const std::vector<WeightFormatInfo> table = {
       {"f32", "dense float32, 32 bits/weight", load_f32},
       {"f16", "dense IEEE half, 16 bits/weight", load_f16},
+      {"ggml", "llama.cpp/GGUF block format {\"type\": \"q4_K\", ...} (raw blocks, 2.6-8.5 bits/weight)", load_ggml_weight},
   };
   return table;
 }

@@ -47,14 +47,18 @@ void check_value(const std::string& key, const GgufValue& v) {
 
 struct Out {
   std::vector<uint8_t> b;
+  void append(const void* p, size_t n) {  // resize + memcpy (vector::insert trips GCC 12's -Wstringop-overflow)
+    const size_t at = b.size();
+    b.resize(at + n);
+    if (n) std::memcpy(b.data() + at, p, n);
+  }
   template <class T>
   void put(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof(T));
+    append(&v, sizeof(T));
   }
   void str(const std::string& s) {
     put<uint64_t>(s.size());
-    b.insert(b.end(), s.begin(), s.end());
+    append(s.data(), s.size());
   }
   void value(const GgufValue& v) {
     put<uint32_t>(uint32_t(v.type));
@@ -65,7 +69,7 @@ struct Out {
       if (v.elem == GgufType::STRING)
         for (const auto& s : v.strs) str(s);
     }
-    b.insert(b.end(), v.raw.begin(), v.raw.end());
+    append(v.raw.data(), v.raw.size());
   }
 };
 
@@ -121,7 +125,7 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<
 std::vector<uint8_t> GgufWriter::header(std::vector<uint64_t>* offsets) const {
   const size_t al = alignment();
   Out o;
-  o.b.insert(o.b.end(), {'G', 'G', 'U', 'F'});
+  o.append("GGUF", 4);
   o.put<uint32_t>(3);
   o.put<uint64_t>(tensors_.size());
   o.put<uint64_t>(kv_.size());

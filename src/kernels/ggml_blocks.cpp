@@ -1,7 +1,9 @@
 // Dequantizers of ggml's block formats and the traits table. Bit-exactness with ggml: each value is
-// computed with the same float operations in the same order as ggml's reference dequantizers, and this
-// file is compiled with -ffp-contract=off (CMakeLists.txt) so that no multiply-add is fused — ggml's own
-// to_float lives in ggml-base, which is built without FMA.
+// computed with the same float operations in the same order as ggml's reference dequantizers (checked
+// against ggml-base in tests/interop). The products involved are exact in f32 (f16 scale × small integer),
+// so multiply-add fusion could not change them; the ggml_blocks*.cpp files are still compiled with
+// -ffp-contract=off (CMakeLists.txt) because the quantizers' least-squares sums would change under fusion,
+// and ggml-base, where ggml's reference code lives, is built without FMA.
 #include "kernels/ggml_blocks.h"
 
 #include <cstring>

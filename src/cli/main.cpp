@@ -17,6 +17,8 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"run", "run --model DIR --recipe R.json -o OUT --eval FILE [--eval-format docs] [--ctx N]   compress + before/after table",
+     lmp::cmd_run},
     {"inspect", "inspect DIR [--json]                     architecture, parameters, bytes, per-tensor table",
      lmp::cmd_inspect},
     {"generate", "generate --model DIR [--prompt S] [--max-new-tokens N] [--temperature T --top-k K --top-p P --seed S]",

@@ -94,7 +94,9 @@ static void attention(const float* q, int n, int pos0, int H, int KV, int hs, KV
                       float* out) {
   const int group = H / KV;
   const float scale = 1.0f / std::sqrt(float(hs));
-#pragma omp parallel
+  // Threads only pay off with enough work: waking a team costs microseconds, a tiny model's decode step less.
+  const double work = double(H) * n * (pos0 + n) * hs;
+#pragma omp parallel if (work > 1 << 16)
   {
     std::vector<float> p(size_t(pos0 + n));
 #pragma omp for collapse(2) schedule(dynamic, 4)

@@ -19,6 +19,8 @@ struct Command {
 const Command kCommands[] = {
     {"run", "run --model DIR --recipe R.json -o OUT --eval FILE [--eval-format docs] [--ctx N]   compress + before/after table",
      lmp::cmd_run},
+    {"synth", "synth --shape small|tinyllama-1.1b|llama2-7b|llama3-8b --seed S [--dtype f32|f16] [--layers N] -o OUT"
+              "   random-weight model of real shapes (for speed)", lmp::cmd_synth},
     {"inspect", "inspect DIR [--json]                     architecture, parameters, bytes, per-tensor table",
      lmp::cmd_inspect},
     {"generate", "generate --model DIR [--prompt S] [--max-new-tokens N] [--temperature T --top-k K --top-p P --seed S]",

@@ -42,17 +42,36 @@ std::string read_file(const std::string& path) {
   return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
-void write_file_atomic(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("{}: cannot create ({})", tmp, std::strerror(errno));
-  bool ok = std::fwrite(data, 1, n, f) == n;
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail("{}: write failed ({})", path, std::strerror(errno));
+AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path), tmp_(path + ".tmp") {
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) fail("{}: cannot create ({})", tmp_, std::strerror(errno));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
   }
+}
+
+void AtomicFileWriter::write(const void* data, size_t n) {
+  if (n && std::fwrite(data, 1, n, f_) != n) fail("{}: write failed ({})", tmp_, std::strerror(errno));
+}
+
+void AtomicFileWriter::commit() {
+  bool ok = std::fflush(f_) == 0;
+  ok = (std::fclose(f_) == 0) && ok;
+  f_ = nullptr;
+  if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::remove(tmp_.c_str());
+    fail("{}: write failed ({})", path_, std::strerror(errno));
+  }
+}
+
+void write_file_atomic(const std::string& path, const void* data, size_t n) {
+  AtomicFileWriter w(path);
+  w.write(data, n);
+  w.commit();
 }
 
 bool file_exists(const std::string& path) {

@@ -185,12 +185,19 @@ void SafeTensorsWriter::write(const std::string& path) const {
   std::string hs = h.dump();
   // Pad the header with spaces so the data section starts 64-byte aligned (as the format allows).
   while ((8 + hs.size()) % 64) hs.push_back(' ');
-  std::vector<uint8_t> buf(8 + hs.size() + off, 0);
+  // Streamed to <path>.tmp, then renamed: no second in-memory copy of multi-GB models, no half-written file.
+  AtomicFileWriter out(path);
   uint64_t n = hs.size();
-  std::memcpy(buf.data(), &n, 8);
-  std::memcpy(buf.data() + 8, hs.data(), hs.size());
-  for (auto& [e, o] : layout) std::memcpy(buf.data() + 8 + hs.size() + o, e->bytes.data(), e->bytes.size());
-  write_file_atomic(path, buf.data(), buf.size());
+  out.write(&n, 8);
+  out.write(hs.data(), hs.size());
+  size_t pos = 0;
+  static const uint8_t zeros[64] = {};
+  for (auto& [e, o] : layout) {
+    out.write(zeros, o - pos);
+    out.write(e->bytes.data(), e->bytes.size());
+    pos = o + e->bytes.size();
+  }
+  out.commit();
 }
 
 }  // namespace lmp

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "model/kv_cache.h"
 
 namespace lmp {
 
@@ -78,6 +79,16 @@ bool Args::flag(const std::string& key) const {
 void Args::finish() const {
   for (const auto& [k, v] : kv_) check(used_.count(k), "unknown option --{}", k);
   for (const auto& k : flags_given_) check(used_.count(k), "unknown option --{}", k);
+}
+
+KVQuantOptions kv_options_from_args(const Args& a) {
+  KVQuantOptions o;
+  o.bits = int(a.integer("kv-bits", 0));
+  o.group_tokens = int(a.integer("kv-group", 32));
+  o.residual = int(a.integer("kv-residual", 32));
+  o.pre_rope = a.flag("kv-pre-rope");
+  check_kv_options(o, "--kv-bits");
+  return o;
 }
 
 void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump(2).c_str()); }

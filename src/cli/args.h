@@ -32,6 +32,10 @@ class Args {
   mutable std::set<std::string> used_;
 };
 
+struct KVQuantOptions;
+// --kv-bits 2|4|8 [--kv-group N] [--kv-residual N] [--kv-pre-rope]: KIVI-style KV-cache quantization.
+KVQuantOptions kv_options_from_args(const Args& a);
+
 // Writes results: a JSON object to stdout with --json, else the human-readable text.
 void print_json(const nlohmann::json& j);
 

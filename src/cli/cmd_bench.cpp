@@ -28,12 +28,13 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json"});
+  Args a(argc, argv, 2, {"json", "kv-pre-rope"});
   std::string dir = a.required("model");
   std::vector<int> prefill = parse_int_list(a.str("prefill", "128,512"), "prefill");
   int dctx = int(a.integer("decode-ctx", 128));
   int dtok = int(a.integer("decode-tokens", 64));
   int reps = int(a.integer("reps", 3));
+  KVQuantOptions kv = kv_options_from_args(a);
   bool json = a.flag("json");
   a.finish();
   check(reps >= 1 && dtok >= 1 && dctx >= 1, "bench: --reps, --decode-tokens and --decode-ctx must be ≥ 1");
@@ -58,7 +59,7 @@ int cmd_bench(int argc, char** argv) {
     std::vector<float> logits(static_cast<size_t>(c.vocab));
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-      KVCache cache(c, n);
+      KVCache cache(c, n, kv);
       double t0 = now_seconds();
       fw.tokens(ids.data(), n, cache, logits.data(), true);
       best = std::min(best, now_seconds() - t0);
@@ -70,12 +71,14 @@ int cmd_bench(int argc, char** argv) {
   std::vector<int> ids = random_ids(ctx + dtok);
   std::vector<float> logits(static_cast<size_t>(c.vocab));
   double best = 1e30;
+  size_t kv_bytes = 0;
   for (int r = 0; r < reps; r++) {
-    KVCache cache(c, ctx + dtok);
+    KVCache cache(c, ctx + dtok, kv);
     fw.tokens(ids.data(), ctx, cache, logits.data(), true);
     double t0 = now_seconds();
     for (int i = 0; i < dtok; i++) fw.tokens(&ids[size_t(ctx + i)], 1, cache, logits.data(), true);
     best = std::min(best, now_seconds() - t0);
+    kv_bytes = cache.bytes();
   }
   double decode_tps = double(dtok) / best;
   nlohmann::json j = {{"model", dir},
@@ -86,7 +89,10 @@ int cmd_bench(int argc, char** argv) {
                       {"params", m->n_params()},
                       {"linear_bits_per_weight", m->linear_bits_per_weight()},
                       {"peak_rss_bytes", peak_rss_bytes()},
-                      {"load_s", t_load}};
+                      {"load_s", t_load},
+                      {"kv_bits", kv.bits},
+                      {"kv_cache_bytes", kv_bytes},
+                      {"kv_bytes_per_token", double(kv_bytes) / (ctx + dtok)}};
   if (json) {
     print_json(j);
     return 0;

@@ -11,13 +11,14 @@
 namespace lmp {
 
 static int eval_ppl(int argc, char** argv) {
-  Args a(argc, argv, 3, {"json", "quiet"});
+  Args a(argc, argv, 3, {"json", "quiet", "kv-pre-rope"});
   std::string dir = a.required("model"), data = a.required("data");
   TextFormat fmt = parse_text_format(a.str("format", "text"));
   PplOptions o;
   o.ctx = int(a.integer("ctx", 512));
   o.stride = int(a.integer("stride", 0));
   o.max_windows = int(a.integer("max-windows", 0));
+  o.kv = kv_options_from_args(a);
   bool json = a.flag("json");
   o.progress = !a.flag("quiet");
   a.finish();
@@ -34,7 +35,8 @@ static int eval_ppl(int argc, char** argv) {
                       {"data", data},         {"model", dir},         {"seconds", r.seconds},
                       {"tokens_per_s", r.tokens_per_s},               {"tokenize_s", tok_s},
                       {"bytes", m->n_bytes()}, {"params", m->n_params()},
-                      {"linear_bits_per_weight", m->linear_bits_per_weight()}};
+                      {"linear_bits_per_weight", m->linear_bits_per_weight()},
+                      {"kv_bits", o.kv.bits}, {"kv_pre_rope", o.kv.pre_rope}};
   if (json)
     print_json(j);
   else

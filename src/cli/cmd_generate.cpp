@@ -5,11 +5,12 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/generate.h"
+#include "model/kv_cache.h"
 
 namespace lmp {
 
 int cmd_generate(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json"});
+  Args a(argc, argv, 2, {"json", "kv-pre-rope"});
   std::string dir = a.required("model");
   std::string prompt = a.str("prompt", "");
   int max_new = int(a.integer("max-new-tokens", 256));
@@ -18,6 +19,7 @@ int cmd_generate(int argc, char** argv) {
   so.top_k = int(a.integer("top-k", 0));
   so.top_p = float(a.real("top-p", 0.95));
   so.seed = uint64_t(a.integer("seed", 0));
+  KVQuantOptions kv = kv_options_from_args(a);
   bool json = a.flag("json");
   a.finish();
   check(max_new >= 0, "--max-new-tokens {}: must be ≥ 0", max_new);
@@ -40,7 +42,7 @@ int cmd_generate(int argc, char** argv) {
       std::fputs(piece.c_str(), stdout);
       std::fflush(stdout);
     }
-  });
+  }, &kv);
   double tps = r.ids.size() > 1 ? double(r.ids.size()) / r.decode_s : 0;
   if (json) {
     print_json({{"text", text}, {"ids", r.ids}, {"prompt_tokens", ids.size()}, {"generated", r.ids.size()},

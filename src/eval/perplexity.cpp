@@ -39,14 +39,22 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
 #pragma omp parallel
   {
     Forward fw(m);
-    KVCache cache(m.cfg, ctx);
+    KVCache cache(m.cfg, ctx, opt.kv);
     std::vector<float> logits(size_t(ctx) * V);
 #pragma omp for schedule(dynamic, 1)
     for (long w = 0; w < nwin; w++) {
       try {
         const int* x = ids.data() + w * stride;
         cache.clear();
-        fw.tokens(x, ctx, cache, logits.data());
+        if (opt.kv.quantized()) {
+          // Chunked prefill: each chunk attends to the already-quantized past, as decoding would.
+          for (int c0 = 0; c0 < ctx; c0 += opt.kv.group_tokens) {
+            int nc = std::min(opt.kv.group_tokens, ctx - c0);
+            fw.tokens(x + c0, nc, cache, logits.data() + size_t(c0) * V);
+          }
+        } else {
+          fw.tokens(x, ctx, cache, logits.data());
+        }
         // Score targets x[t+1] for t in [first, ctx-1): the first window scores all, later ones the new part.
         int first = w == 0 ? 0 : std::max(0, ctx - 1 - stride);
         double s = 0;

@@ -2,9 +2,12 @@
 // (remainder dropped), run each from position 0 with an empty cache, score every token of the window but
 // its first; ppl = exp(mean NLL). With stride < ctx, windows start every `stride` tokens and only the
 // tokens not scored by an earlier window are scored (the sliding-window variant).
+// With a quantized KV cache, each window is fed in chunks of kv.group_tokens tokens so that later tokens
+// attend to the quantized past (beyond the f32 residual window), as they would when decoding.
 #pragma once
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace lmp {
@@ -14,6 +17,7 @@ struct PplOptions {
   int stride = 0;         // 0 = ctx (non-overlapping)
   int max_windows = 0;    // 0 = all
   bool progress = true;
+  KVQuantOptions kv;      // KV-cache quantization during evaluation (bits 0 = f32)
 };
 
 struct PplResult {

@@ -8,22 +8,6 @@
 namespace lmp {
 
 // ---------------------------------------------------------------------------------------------------
-// KV cache
-
-KVCache::KVCache(const ModelConfig& cfg, int capacity) : capacity_(capacity), hs_(cfg.head_dim) {
-  for (int l = 0; l < cfg.n_layers; l++) {
-    k_.emplace_back(size_t(cfg.kv_heads(l)) * capacity * hs_);
-    v_.emplace_back(size_t(cfg.kv_heads(l)) * capacity * hs_);
-  }
-}
-
-size_t KVCache::bytes() const {
-  size_t b = 0;
-  for (size_t l = 0; l < k_.size(); l++) b += (k_[l].size() + v_[l].size()) * sizeof(float);
-  return b;
-}
-
-// ---------------------------------------------------------------------------------------------------
 // RoPE: theta_i = base^(-2i/hs), i < hs/2; HF "rotate half": pairs (x_i, x_{i+hs/2}) rotate by pos·theta_i.
 // llama3 scaling keeps high frequencies, divides low ones by `factor`, and interpolates in between.
 
@@ -90,7 +74,7 @@ static void grow(std::vector<float>& v, size_t n) {
 
 // Causal grouped-query attention over the cache for n new queries q (n, H, hs) at positions pos0..;
 // query head h reads kv head h / (H/KV). out (n, H, hs) = softmax(q·Kᵀ/√hs) · V.
-static void attention(const float* q, int n, int pos0, int H, int KV, int hs, KVCache& cache, int layer,
+static void attention(const float* q, int n, int pos0, int H, int KV, int hs, const KVCache& cache, int layer,
                       float* out) {
   const int group = H / KV;
   const float scale = 1.0f / std::sqrt(float(hs));
@@ -98,35 +82,12 @@ static void attention(const float* q, int n, int pos0, int H, int KV, int hs, KV
   const double work = double(H) * n * (pos0 + n) * hs;
 #pragma omp parallel if (work > 1 << 16)
   {
-    std::vector<float> p(size_t(pos0 + n));
+    std::vector<float> scratch;
 #pragma omp for collapse(2) schedule(dynamic, 4)
-    for (int h = 0; h < H; h++) {
-      for (int t = 0; t < n; t++) {
-        const float* qh = q + (size_t(t) * H + h) * hs;
-        const int T = pos0 + t + 1;
-        const int kvh = h / group;
-        float mx = -INFINITY;
-        for (int j = 0; j < T; j++) {
-          const float* kj = cache.k(layer, kvh, j);
-          float s = 0;
-          for (int i = 0; i < hs; i++) s += qh[i] * kj[i];
-          p[j] = s * scale;
-          mx = std::max(mx, p[j]);
-        }
-        float sum = 0;
-        for (int j = 0; j < T; j++) {
-          p[j] = std::exp(p[j] - mx);
-          sum += p[j];
-        }
-        float* oh = out + (size_t(t) * H + h) * hs;
-        for (int i = 0; i < hs; i++) oh[i] = 0;
-        for (int j = 0; j < T; j++) {
-          const float* vj = cache.v(layer, kvh, j);
-          const float pj = p[j] / sum;
-          for (int i = 0; i < hs; i++) oh[i] += pj * vj[i];
-        }
-      }
-    }
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < n; t++)
+        cache.attend(layer, h / group, q + (size_t(t) * H + h) * hs, pos0 + t, scale, out + (size_t(t) * H + h) * hs,
+                     scratch);
   }
 }
 
@@ -158,13 +119,13 @@ void Forward::block(int l, float* x, int n, KVCache& cache, const LinearHook* ho
   run(LinearKind::Q, h_.data(), q_.data());
   run(LinearKind::K, h_.data(), k_.data());
   run(LinearKind::V, h_.data(), v_.data());
+  const bool pre_rope = cache.quant().pre_rope;  // KVQuant: the cache holds un-rotated keys
   for (int t = 0; t < n; t++) {
     rope_.apply(q_.data() + size_t(t) * H * hs, H, pos0 + t);
-    rope_.apply(k_.data() + size_t(t) * KV * hs, KV, pos0 + t);
-    for (int g = 0; g < KV; g++) {
-      std::copy_n(k_.data() + (size_t(t) * KV + g) * hs, hs, cache.k(l, g, pos0 + t));
-      std::copy_n(v_.data() + (size_t(t) * KV + g) * hs, hs, cache.v(l, g, pos0 + t));
-    }
+    float* kt = k_.data() + size_t(t) * KV * hs;
+    if (pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs);
+    rope_.apply(kt, KV, pos0 + t);
+    if (!pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs);
   }
   attention(q_.data(), n, pos0, H, KV, hs, cache, l, att_.data());
   run(LinearKind::O, att_.data(), o_.data());

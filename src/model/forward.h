@@ -4,29 +4,13 @@
 #include <functional>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace lmp {
 
 // Hook on the input X (n, cols) of Linear `kind` of block `layer`, called before the Linear runs.
 using LinearHook = std::function<void(int layer, LinearKind kind, const float* X, int64_t n, int64_t cols)>;
-
-// K/V of past positions, per layer: (kv_heads, capacity, head_dim), f32.
-class KVCache {
- public:
-  KVCache(const ModelConfig& cfg, int capacity);
-  int capacity() const { return capacity_; }
-  int length() const { return len_; }
-  void clear() { len_ = 0; }
-  float* k(int layer, int kv_head, int pos) { return &k_[layer][(size_t(kv_head) * capacity_ + pos) * hs_]; }
-  float* v(int layer, int kv_head, int pos) { return &v_[layer][(size_t(kv_head) * capacity_ + pos) * hs_]; }
-  void advance(int n) { len_ += n; }
-  size_t bytes() const;
-
- private:
-  int capacity_, hs_, len_ = 0;
-  std::vector<std::vector<float>> k_, v_;
-};
 
 // Rotary embedding tables (HF rotate-half layout), with linear / llama3 frequency scaling.
 class Rope {

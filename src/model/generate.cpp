@@ -33,13 +33,13 @@ int Sampler::sample(const float* logits, int vocab) {
 }
 
 GenerateResult generate(const Model& m, std::vector<int> prompt, int max_new, const SamplingOptions& so,
-                        const std::function<void(int)>& on_token) {
+                        const std::function<void(int)>& on_token, const KVQuantOptions* kv) {
   GenerateResult r;
   if (prompt.empty()) prompt.push_back(m.cfg.bos_id);
   int cap = std::min<int>(m.cfg.max_pos, int(prompt.size()) + max_new);
   cap = std::max(cap, int(prompt.size()));
   Forward fw(m);
-  KVCache cache(m.cfg, cap);
+  KVCache cache(m.cfg, cap, kv ? *kv : KVQuantOptions{});
   Sampler sampler(so);
   std::vector<float> logits(static_cast<size_t>(m.cfg.vocab));
   double t0 = now_seconds();

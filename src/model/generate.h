@@ -16,6 +16,8 @@ struct SamplingOptions {
   uint64_t seed = 0;
 };
 
+struct KVQuantOptions;
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& o) : o_(o), rng_(o.seed) {}
@@ -34,6 +36,6 @@ struct GenerateResult {
 // Runs prompt (BOS alone when empty), then up to max_new tokens; stops at BOS/EOS. on_token(id) is
 // called for each generated token before the next step (streaming).
 GenerateResult generate(const Model& m, std::vector<int> prompt, int max_new, const SamplingOptions& so,
-                        const std::function<void(int)>& on_token = {});
+                        const std::function<void(int)>& on_token = {}, const KVQuantOptions* kv = nullptr);
 
 }  // namespace lmp

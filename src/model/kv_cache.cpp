@@ -1,0 +1,202 @@
+#include "model/kv_cache.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/forward.h"
+
+namespace lmp {
+
+void check_kv_options(const KVQuantOptions& o, const char* what) {
+  check(o.bits == 0 || o.bits == 2 || o.bits == 4 || o.bits == 8, "{}: KV cache bits {} not supported (2, 4 or 8)",
+        what, o.bits);
+  check(o.group_tokens >= 1 && o.residual >= 0 && o.value_group >= 1, "{}: KV group/residual sizes must be positive",
+        what);
+}
+
+namespace {
+
+// b-bit code e of a packed array (b ∈ {2,4,8}: codes never straddle bytes).
+inline int get_code(const uint8_t* c, size_t e, int bits) {
+  size_t bit = e * size_t(bits);
+  return (c[bit >> 3] >> (bit & 7)) & ((1 << bits) - 1);
+}
+inline void put_code(uint8_t* c, size_t e, int bits, int q) { c[(e * size_t(bits)) >> 3] |= uint8_t(q << ((e * size_t(bits)) & 7)); }
+
+// Asymmetric params of values x[0], x[stride], ... (n of them), rounded to f16 before use.
+inline void minmax_params(const float* x, int n, size_t stride, int bits, f16_t* scale, f16_t* mn) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < n; i++) lo = std::min(lo, x[i * stride]), hi = std::max(hi, x[i * stride]);
+  float s = (hi - lo) / float((1 << bits) - 1);
+  *mn = f32_to_f16(lo);
+  *scale = f32_to_f16(s > 0 ? s : 1.0f);
+  // f16 rounding can move min above lo or shrink the range: codes are clamped when quantizing.
+}
+
+inline int encode(float x, float s, float m, int bits) {
+  float q = std::nearbyint((x - m) / s);
+  float maxq = float((1 << bits) - 1);
+  return int(q < 0 ? 0 : (q > maxq ? maxq : q));
+}
+
+}  // namespace
+
+KVCache::KVCache(const ModelConfig& cfg, int capacity, const KVQuantOptions& q)
+    : capacity_(capacity), hs_(cfg.head_dim), layers_(cfg.n_layers), kv_heads_(0), q_(q) {
+  check_kv_options(q, "KV cache");
+  for (int l = 0; l < cfg.n_layers; l++) kv_heads_ = std::max(kv_heads_, cfg.kv_heads(l));
+  q_.value_group = std::min(q_.value_group, hs_);
+  vgroups_ = (hs_ + q_.value_group - 1) / q_.value_group;
+  heads_.resize(size_t(layers_) * kv_heads_);
+  const int tail_cap = q_.quantized() ? std::min(capacity, q_.residual + q_.group_tokens) : capacity;
+  for (auto& h : heads_) {
+    h.tk.reserve(size_t(tail_cap) * hs_);
+    h.tv.reserve(size_t(tail_cap) * hs_);
+  }
+  if (q_.pre_rope) rope_ = new Rope(cfg);
+}
+
+KVCache::~KVCache() { delete rope_; }
+
+KVCache::KVCache(const KVCache& o)
+    : capacity_(o.capacity_), hs_(o.hs_), layers_(o.layers_), kv_heads_(o.kv_heads_), len_(o.len_), qlen_(o.qlen_),
+      vgroups_(o.vgroups_), q_(o.q_), heads_(o.heads_), rope_(o.rope_ ? new Rope(*o.rope_) : nullptr) {}
+
+void KVCache::clear() {
+  len_ = qlen_ = 0;
+  for (auto& h : heads_) {
+    h.tk.clear(), h.tv.clear(), h.kc.clear(), h.vc.clear(), h.kp.clear(), h.vp.clear();
+  }
+}
+
+void KVCache::store(int layer, int pos, const float* k, const float* v) {
+  check(pos >= len_ && pos < capacity_, "KV cache: position {} outside [{}, {})", pos, len_, capacity_);
+  const size_t off = size_t(pos - qlen_) * hs_;
+  for (int g = 0; g < kv_heads_; g++) {
+    Head& h = head(layer, g);
+    if (h.tk.size() < off + hs_) h.tk.resize(off + hs_), h.tv.resize(off + hs_);
+    std::memcpy(&h.tk[off], k + size_t(g) * hs_, sizeof(float) * hs_);
+    std::memcpy(&h.tv[off], v + size_t(g) * hs_, sizeof(float) * hs_);
+  }
+}
+
+void KVCache::advance(int n) {
+  len_ += n;
+  if (!q_.quantized()) return;
+  while (len_ - qlen_ >= q_.residual + q_.group_tokens) {
+    for (auto& h : heads_) quantize_chunk(h);
+    qlen_ += q_.group_tokens;
+  }
+}
+
+// Quantizes tail positions [0, G) (= sequence positions [qlen, qlen+G)) and drops them from the tail.
+void KVCache::quantize_chunk(Head& h) {
+  const int G = q_.group_tokens, b = q_.bits;
+  const size_t codes = size_t(G) * hs_ * b / 8, kc0 = h.kc.size(), vc0 = h.vc.size();
+  h.kc.resize(kc0 + codes, 0);
+  h.vc.resize(vc0 + codes, 0);
+  // keys: per channel i over the chunk's G tokens
+  const size_t kp0 = h.kp.size();
+  h.kp.resize(kp0 + size_t(hs_) * 2);
+  for (int i = 0; i < hs_; i++) {
+    f16_t s, m;
+    minmax_params(&h.tk[i], G, size_t(hs_), b, &s, &m);
+    h.kp[kp0 + 2 * i] = s, h.kp[kp0 + 2 * i + 1] = m;
+    float sf = f16_to_f32(s), mf = f16_to_f32(m);
+    for (int t = 0; t < G; t++) put_code(&h.kc[kc0], size_t(t) * hs_ + i, b, encode(h.tk[size_t(t) * hs_ + i], sf, mf, b));
+  }
+  // values: per token, per group of value_group channels
+  const size_t vp0 = h.vp.size();
+  h.vp.resize(vp0 + size_t(G) * vgroups_ * 2);
+  for (int t = 0; t < G; t++)
+    for (int g = 0; g < vgroups_; g++) {
+      const int c0 = g * q_.value_group, n = std::min(q_.value_group, hs_ - c0);
+      f16_t s, m;
+      minmax_params(&h.tv[size_t(t) * hs_ + c0], n, 1, b, &s, &m);
+      size_t p = vp0 + (size_t(t) * vgroups_ + g) * 2;
+      h.vp[p] = s, h.vp[p + 1] = m;
+      float sf = f16_to_f32(s), mf = f16_to_f32(m);
+      for (int i = c0; i < c0 + n; i++)
+        put_code(&h.vc[vc0], size_t(t) * hs_ + i, b, encode(h.tv[size_t(t) * hs_ + i], sf, mf, b));
+    }
+  h.tk.erase(h.tk.begin(), h.tk.begin() + size_t(G) * hs_);
+  h.tv.erase(h.tv.begin(), h.tv.begin() + size_t(G) * hs_);
+}
+
+void KVCache::key(const Head& h, int j, float* k) const {
+  if (j >= qlen_) {
+    std::memcpy(k, &h.tk[size_t(j - qlen_) * hs_], sizeof(float) * hs_);
+  } else {
+    const int c = j / q_.group_tokens;
+    const f16_t* p = &h.kp[size_t(c) * hs_ * 2];
+    for (int i = 0; i < hs_; i++)
+      k[i] = float(get_code(h.kc.data(), size_t(j) * hs_ + i, q_.bits)) * f16_to_f32(p[2 * i]) + f16_to_f32(p[2 * i + 1]);
+  }
+  if (rope_) rope_->apply(k, 1, j);
+}
+
+void KVCache::value(const Head& h, int j, float* v) const {
+  if (j >= qlen_) {
+    std::memcpy(v, &h.tv[size_t(j - qlen_) * hs_], sizeof(float) * hs_);
+    return;
+  }
+  for (int g = 0; g < vgroups_; g++) {
+    const f16_t* p = &h.vp[(size_t(j) * vgroups_ + g) * 2];
+    const float s = f16_to_f32(p[0]), m = f16_to_f32(p[1]);
+    const int c0 = g * q_.value_group, c1 = std::min(hs_, c0 + q_.value_group);
+    for (int i = c0; i < c1; i++) v[i] = float(get_code(h.vc.data(), size_t(j) * hs_ + i, q_.bits)) * s + m;
+  }
+}
+
+// Softmax-weighted sum over positions 0..T-1 given raw scores in p (overwritten by the weights).
+static void softmax_inplace(float* p, int T) {
+  float mx = -INFINITY, sum = 0;
+  for (int j = 0; j < T; j++) mx = std::max(mx, p[j]);
+  for (int j = 0; j < T; j++) sum += (p[j] = std::exp(p[j] - mx));
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < T; j++) p[j] *= inv;
+}
+
+void KVCache::attend(int layer, int kv_head, const float* q, int t, float scale, float* out,
+                     std::vector<float>& scratch) const {
+  const Head& h = head(layer, kv_head);
+  const int T = t + 1, hs = hs_;
+  if (scratch.size() < size_t(T + hs)) scratch.resize(size_t(T + hs) * 2);
+  float* p = scratch.data();
+  float* tmp = scratch.data() + T;
+  // scores: decoded keys for the quantized prefix (or every key when rotated on read), tail keys in place
+  const int first_tail = rope_ ? T : std::min(qlen_, T);
+  for (int j = 0; j < first_tail; j++) {
+    key(h, j, tmp);
+    float s = 0;
+    for (int i = 0; i < hs; i++) s += q[i] * tmp[i];
+    p[j] = s * scale;
+  }
+  for (int j = first_tail; j < T; j++) {
+    const float* kj = &h.tk[size_t(j - qlen_) * hs];
+    float s = 0;
+    for (int i = 0; i < hs; i++) s += q[i] * kj[i];
+    p[j] = s * scale;
+  }
+  softmax_inplace(p, T);
+  for (int i = 0; i < hs; i++) out[i] = 0;
+  const int qv = std::min(qlen_, T);
+  for (int j = 0; j < qv; j++) {
+    value(h, j, tmp);
+    for (int i = 0; i < hs; i++) out[i] += p[j] * tmp[i];
+  }
+  for (int j = qv; j < T; j++) {
+    const float* vj = &h.tv[size_t(j - qlen_) * hs];
+    for (int i = 0; i < hs; i++) out[i] += p[j] * vj[i];
+  }
+}
+
+size_t KVCache::bytes() const {
+  size_t b = 0;
+  const size_t tail = size_t(len_ - qlen_) * hs_ * sizeof(float) * 2;
+  for (const auto& h : heads_) b += tail + h.kc.size() + h.vc.size() + (h.kp.size() + h.vp.size()) * sizeof(f16_t);
+  return b;
+}
+
+}  // namespace lmp

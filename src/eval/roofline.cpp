@@ -19,8 +19,8 @@ namespace lmp {
 size_t default_stream_bytes() {
   long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
   if (llc <= 0) llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  size_t want = llc > 0 ? 4 * size_t(llc) : 0;
-  return std::clamp<size_t>(want, size_t(128) << 20, size_t(1) << 30);
+  size_t want = llc > 0 ? 2 * size_t(llc) : 0;
+  return std::clamp<size_t>(want, size_t(128) << 20, size_t(512) << 20);
 }
 
 double stream_triad_gbps(size_t bytes_per_array, int reps, int threads) {

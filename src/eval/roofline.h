@@ -37,7 +37,7 @@ double fma_peak_gflops_avx2(int threads);
 double fma_peak_gflops_avx512(int threads);  // 0 when the CPU lacks AVX-512F
 // OpenBLAS sgemm n×n×n, best of reps, GFLOP/s.
 double sgemm_gflops(int n, int reps);
-// Default STREAM array size: 4 × the last-level cache, at least 128 MiB, at most 1 GiB.
+// Default STREAM array size: 2 × the last-level cache, at least 128 MiB, at most 512 MiB.
 size_t default_stream_bytes();
 MachineRoof measure_machine(size_t stream_bytes, int reps);
 

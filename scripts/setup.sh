@@ -2,7 +2,8 @@
 # Installs every build/test dependency of lmpress from Debian 12 packages. Idempotent.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev
-      googletest libgtest-dev libbenchmark-dev libomp-dev libsentencepiece-dev libpcre2-dev libfmt-dev python3)
+      googletest libgtest-dev libbenchmark-dev libomp-dev libsentencepiece-dev libpcre2-dev libfmt-dev python3
+      libbz2-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

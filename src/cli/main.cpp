@@ -25,12 +25,19 @@ const Command kCommands[] = {
      lmp::cmd_inspect},
     {"generate", "generate --model DIR [--prompt S] [--max-new-tokens N] [--temperature T --top-k K --top-p P --seed S]",
      lmp::cmd_generate},
-    {"eval", "eval ppl --model DIR --data FILE --format docs|text|wikitext|c4-json --ctx N [--stride N] [--json]",
+    {"eval", "eval ppl --model DIR --data FILE --format docs|text|wikitext|c4-json --ctx N [--stride N] [--json]\n"
+             "  lmpress eval tasks --model DIR --tasks piqa,arc_easy,...|all [--data-dir D] [--limit N] [--json]",
      lmp::cmd_eval},
     {"bench", "bench --model DIR [--json]              prefill/decode tokens/s, peak RSS, bytes", lmp::cmd_bench},
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"roofline", "roofline [--model DIR] [--stream-mib N] [--reps N] [--json]  bandwidth, peak FLOP/s, model vs roof",
+     lmp::cmd_roofline},
+    {"report", "report RUN_OR_MODEL... -o report.html [--png-dir D] [--title T]  one self-contained page with plots",
+     lmp::cmd_report},
+    {"compare", "compare --model A --model-b B [--prompts FILE] [--max-new-tokens N] [--json]  greedy outputs, KL(A||B)",
+     lmp::cmd_compare},
 };
 
 void usage() {

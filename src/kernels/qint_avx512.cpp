@@ -3,6 +3,7 @@
 // width. Compiled with the AVX-512 flags; chosen at run time by qint_best_isa().
 // GCC 12 warns about its own _mm512_undefined_*() self-initialisation (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstring>
@@ -16,6 +17,7 @@ struct Avx512 {
   using F = __m512;
   using C = __m512i;
   static constexpr int W = 64, STEPS = 1;
+  static constexpr int GEMV_ROWS = 4, GEMM_ROWS = 2;  // register blocking (32 zmm)
   template <int B> static constexpr int zero_offset = 0;
 
   static C lo2(const uint8_t* p) {  // BlockQ2: 128-bit lane k holds bits 2k..2k+1 of each byte
@@ -43,6 +45,22 @@ struct Avx512 {
   static F load_d(const float* p) { return _mm512_loadu_ps(p); }
   static F scale_pair(float s0, float s1) {
     return _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+  }
+  // zs[t] = Σ_g s_g · (z_g − off) · gs[t][g]; zeros == nullptr → z_g − off = zsym.
+  template <int NT>
+  static void zero_terms(const f16_t* sc, const uint8_t* zp, float zsym, float off, const float* const* gs, int64_t ng,
+                         float* zs) {
+    F acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = zero();
+    for (int64_t g = 0; g < ng; g += 16) {
+      __mmask16 m = ng - g >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (ng - g)) - 1);
+      F s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sc + g));
+      F z = zp ? _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zp + g))), bcast(off))
+               : bcast(zsym);
+      F sz = mul(s, z);
+      for (int t = 0; t < NT; t++) acc[t] = fma(sz, _mm512_maskz_loadu_ps(m, gs[t] + g), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) zs[t] = hsum(acc[t]);
   }
   static F zero() { return _mm512_setzero_ps(); }
   static F bcast(float s) { return _mm512_set1_ps(s); }

@@ -228,6 +228,7 @@ void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& gri
   a->xq.resize(size_t(n * nb * QK));
   a->dv.resize(size_t(n * nb * 16));
   a->gsum.assign(size_t(n * ng), 0.0f);
+#pragma omp parallel for schedule(static) if (n * cols > 65536)
   for (int64_t t = 0; t < n; t++) {
     const float* x = X + t * cols;
     int8_t* xq = a->xq.data() + t * nb * QK;
@@ -279,7 +280,9 @@ QIntIsa qint_best_isa() {
 }
 
 static QIntIsa g_isa = qint_best_isa();
-static int64_t g_sgemm_min_n = 1 << 30;  // set from measurements below
+// Measured on 4096×14336, n = 128, 2 threads: int8 kernel 142 ms, dequantize + sgemm 560–680 ms (f32
+// sgemm alone 176 ms), so the int8 kernel serves every n; the sgemm path stays for exact-math checks.
+static int64_t g_sgemm_min_n = int64_t(1) << 40;
 
 QIntIsa qint_isa() { return g_isa; }
 void qint_force_isa(QIntIsa isa) {

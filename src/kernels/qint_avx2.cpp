@@ -53,7 +53,7 @@ struct Avx2 {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
   }
   static F load_d(const float* p) { return _mm256_loadu_ps(p); }
-  static F scale_pair(float s0, float) { return _mm256_set1_ps(s0); }  // never needed: W == 32
+  static F scale_pair(const f16_t* p, bool) { return _mm256_set1_ps(f16_to_f32(*p)); }  // unused: W == 32
   // zs[t] = Σ_g s_g · (z_g − off) · gs[t][g]; zeros == nullptr → z_g − off = zsym.
   template <int NT>
   static void zero_terms(const f16_t* sc, const uint8_t* zp, float zsym, float off, const float* const* gs, int64_t ng,

@@ -43,8 +43,10 @@ struct Avx512 {
     return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_loadu_si512(x)));
   }
   static F load_d(const float* p) { return _mm512_loadu_ps(p); }
-  static F scale_pair(float s0, float s1) {
-    return _mm512_mask_blend_ps(__mmask16(0xFF00), _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+  static F scale_pair(const f16_t* p, bool two) {
+    __m128 s = _mm_cvtph_ps(_mm_maskz_loadu_epi16(__mmask8(two ? 3 : 1), p));  // never reads past the row
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
   }
   // zs[t] = Σ_g s_g · (z_g − off) · gs[t][g]; zeros == nullptr → z_g − off = zsym.
   template <int NT>

@@ -5,7 +5,8 @@
 //   dot<B>(c, x)              int dot of the codes with W int8 activations, per-lane int32 → float
 //                             (lanes of one 32-weight activation block stay together)
 //   load_d(p)                 that step's activation scales, lane-aligned with dot (QActs::dv)
-//   scale_pair(s0, s1)        lanes of the first 32 weights s0, the rest s1 (only when group < W)
+//   scale_pair(p, two)        lanes of the first 32 weights f16 p[0], the rest p[1] (0 unless two);
+//                             only used when group < W
 //   zero_offset<B>            codes handed to dot are q − zero_offset (AVX2 8-bit uses q − 128)
 //   zero_terms<NT>(...)       zs[t] = Σ_g s_g · (z_g − zero_offset) · gsum_t[g] for one row
 //   zero(), bcast, fma, mul, hsum.
@@ -55,8 +56,7 @@ inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, 
       F dv[NT];
       for (int t = 0; t < NT; t++) dv[t] = I::load_d(d[t] + doff(s));
       for (int i = 0; i < NR; i++) {
-        float s0 = f16_to_f32(sc[i][g0]), s1 = g0 + 1 < ng ? f16_to_f32(sc[i][g0 + 1]) : 0.0f;
-        F sv = I::scale_pair(s0, s1);
+        F sv = I::scale_pair(sc[i] + g0, g0 + 1 < ng);
         C c = codes(i, s);
         for (int t = 0; t < NT; t++)
           tot[i][t] = I::fma(I::template dot<B>(c, x[t] + xoff(s)), I::mul(dv[t], sv), tot[i][t]);

@@ -224,7 +224,7 @@ static void check_format(const QuantGrid& grid, Shape sh, uint32_t seed) {
 }
 
 TEST(QInt, EveryRegisteredFormat) {
-  const Shape shapes[] = {{1, 172}, {7, 100}, {33, 64}, {5, 300}, {37, 1000}, {3, 520}};
+  const Shape shapes[] = {{1, 172}, {7, 100}, {33, 64}, {5, 300}, {37, 1000}, {3, 520}, {6, 4200}};  // 4200: chunks of 2048
   int formats = 0;
   for (const WeightFormatInfo& f : weight_formats()) {
     if (f.load != load_qint) continue;

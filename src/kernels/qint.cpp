@@ -339,7 +339,8 @@ void qint_matmul_int8(const QIntMatrix& m, const float* X, int64_t n, float* Y) 
   quantize_acts(X, n, m.cols(), m.grid(), &a);
   const QIntView v = qint_view(m);
   const QIntRowsKernel k = kernel_for(g_isa, v.bits);
-  const int64_t tile = 16;  // rows per task
+  // Rows per task: decode 16; prefill 64 so that fewer passes stream the quantized activations.
+  const int64_t tile = n == 1 ? 16 : 64;
   const int64_t ntiles = (v.rows + tile - 1) / tile;
 #pragma omp parallel for schedule(static) if (v.rows * v.cols * n > 65536)
   for (int64_t i = 0; i < ntiles; i++) k(v, a, Y, i * tile, std::min(v.rows, (i + 1) * tile));

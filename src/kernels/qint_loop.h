@@ -18,15 +18,17 @@
 
 namespace lmp::qint_detail {
 
-// NR rows starting at r × tokens [t0, t0 + NT): NR·NT independent accumulator chains, so the fma
-// latency is hidden (one row alone is latency-bound at one fma per block).
+// NR rows starting at r × tokens [t0, t0 + NT) × steps [sb, se): NR·NT independent accumulator chains,
+// so the fma latency is hidden (one row alone is latency-bound at one fma per block). The first chunk
+// (sb == 0) writes Y, later chunks add to it.
 template <class I, int B, int NR, int NT>
-inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, int64_t t0) {
+inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, int64_t t0, int64_t sb, int64_t se) {
   using F = typename I::F;
   using C = typename I::C;
   constexpr int BB = qblock_bytes(B);
   constexpr int OFF = I::template zero_offset<B>;
   const int64_t ng = W.ngroups, nsteps = W.nblk * I::STEPS;
+  const bool first = sb == 0;
   const int zdef = 1 << (B - 1);
   const int8_t* x[NT];
   const float *d[NT], *gs[NT];
@@ -40,18 +42,19 @@ inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, 
     zp[i] = W.zeros ? W.zeros + (r + i) * ng : nullptr;
   }
   F tot[NR][NT];
-  float zs[NR][NT];
+  float zs[NR][NT] = {};
   for (int i = 0; i < NR; i++)
     for (int t = 0; t < NT; t++) tot[i][t] = I::zero();
-  // Zero-point terms Σ_g s_g · (z_g − OFF) · gsum_g, one vectorised pass per row.
-  for (int i = 0; i < NR; i++) I::template zero_terms<NT>(sc[i], zp[i], float(zdef - OFF), float(OFF), gs, ng, zs[i]);
+  // Zero-point terms Σ_g s_g · (z_g − OFF) · gsum_g, one vectorised pass per row, with the first chunk.
+  if (first)
+    for (int i = 0; i < NR; i++) I::template zero_terms<NT>(sc[i], zp[i], float(zdef - OFF), float(OFF), gs, ng, zs[i]);
   // Step s: codes of row i, activation offsets.
   auto codes = [&](int i, int64_t s) { return I::template codes<B>(rc[i] + s / I::STEPS * BB, int(s % I::STEPS)); };
   auto xoff = [](int64_t s) { return s / I::STEPS * QK + s % I::STEPS * I::W; };
   auto doff = [](int64_t s) { return s / I::STEPS * 16 + s % I::STEPS * 8; };
 
   if (ng > 1 && W.group < I::W) {  // AVX-512 with group 32: a step spans two groups
-    for (int64_t s = 0; s < nsteps; s++) {
+    for (int64_t s = sb; s < se; s++) {
       int64_t g0 = s * I::W / W.group;
       F dv[NT];
       for (int t = 0; t < NT; t++) dv[t] = I::load_d(d[t] + doff(s));
@@ -64,11 +67,12 @@ inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, 
     }
   } else {
     const int64_t spg = ng == 1 ? nsteps : W.group / I::W;  // steps per group
-    for (int64_t g = 0; g < ng; g++) {
+    // Groups overlapping [sb, se); a group cut by the chunk is flushed in parts (its scale distributes).
+    for (int64_t g = sb / spg; g * spg < se; g++) {
       F ga[NR][NT];
       for (int i = 0; i < NR; i++)
         for (int t = 0; t < NT; t++) ga[i][t] = I::zero();
-      for (int64_t s = g * spg, se = std::min(nsteps, s + spg); s < se; s++) {
+      for (int64_t s = std::max(sb, g * spg), s1 = std::min(se, (g + 1) * spg); s < s1; s++) {
         F dv[NT];
         for (int t = 0; t < NT; t++) dv[t] = I::load_d(d[t] + doff(s));
         for (int i = 0; i < NR; i++) {
@@ -84,15 +88,25 @@ inline void rows_tokens(const QIntView& W, const QActs& A, float* Y, int64_t r, 
     }
   }
   for (int i = 0; i < NR; i++)
-    for (int t = 0; t < NT; t++) Y[(t0 + t) * W.rows + r + i] = I::hsum(tot[i][t]) - zs[i][t];
+    for (int t = 0; t < NT; t++) {
+      float& y = Y[(t0 + t) * W.rows + r + i];
+      y = (first ? -zs[i][t] : y) + I::hsum(tot[i][t]);
+    }
 }
 
 // Rows [r0, r1) × tokens [t0, t0 + NT), NR rows at a time.
+// Steps are cut into chunks of 2048 weights so that the chunk's activations (NT tokens × 2048 × (1 byte
+// + 1 float per 4)) stay in L1 while the rows walk over them; prefill is L2-bound otherwise.
 template <class I, int B, int NR, int NT>
 inline void rows_block(const QIntView& W, const QActs& A, float* Y, int64_t r0, int64_t r1, int64_t t0) {
-  int64_t r = r0;
-  for (; r + NR <= r1; r += NR) rows_tokens<I, B, NR, NT>(W, A, Y, r, t0);
-  for (; r < r1; r++) rows_tokens<I, B, 1, NT>(W, A, Y, r, t0);
+  constexpr int64_t KC = 2048 / I::W;
+  const int64_t nsteps = W.nblk * I::STEPS;
+  for (int64_t sb = 0; sb < nsteps; sb += KC) {
+    const int64_t se = std::min(nsteps, sb + KC);
+    int64_t r = r0;
+    for (; r + NR <= r1; r += NR) rows_tokens<I, B, NR, NT>(W, A, Y, r, t0, sb, se);
+    for (; r < r1; r++) rows_tokens<I, B, 1, NT>(W, A, Y, r, t0, sb, se);
+  }
 }
 
 // QIntRowsKernel: decode (n = 1) takes I::GEMV_ROWS rows at a time; prefill 4 tokens × I::GEMM_ROWS rows.

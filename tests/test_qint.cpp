@@ -180,6 +180,10 @@ static void check_format(const QuantGrid& grid, Shape sh, uint32_t seed) {
       EXPECT_LE(max_rel_err(Y.data(), Yref.data(), Y.size()), 1e-5) << isa_name(isa) << " n=" << n;
     }
     qint_force_isa(qint_best_isa());
+    std::vector<float> Ym(Y.size()), Yk(Y.size());  // matmul() is the int8 path at every n
+    m->matmul(X.data(), n, Ym.data());
+    qint_matmul_int8(*m, X.data(), n, Yk.data());
+    EXPECT_EQ(0, std::memcmp(Ym.data(), Yk.data(), Ym.size() * 4));
     std::vector<float> Yf = testq::matmul_double(X.data(), Wd.data(), n, rows, cols);
     for (int64_t t = 0; t < n; t++)
       for (int64_t r = 0; r < rows; r++) {

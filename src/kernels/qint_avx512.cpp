@@ -32,8 +32,9 @@ struct Avx512 {
       std::memcpy(&h, blk + 16, 8);
       return _mm512_or_si512(lo2(blk), _mm512_maskz_mov_epi8(__mmask64(h), _mm512_set1_epi8(4)));
     } else if constexpr (B == 4) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
-      __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+      // Both 256-bit halves hold the 32 bytes; the upper half shifts by 4 (a broadcast load is free).
+      __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      __m512i t = _mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0));
       return _mm512_and_si512(t, _mm512_set1_epi8(15));
     } else {
       return _mm512_loadu_si512(blk);

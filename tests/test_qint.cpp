@@ -180,6 +180,10 @@ static void check_format(const QuantGrid& grid, Shape sh, uint32_t seed) {
       EXPECT_LE(max_rel_err(Y.data(), Yref.data(), Y.size()), 1e-5) << isa_name(isa) << " n=" << n;
     }
     qint_force_isa(qint_best_isa());
+    std::vector<float> Ym(Y.size()), Yk(Y.size());  // matmul() is the int8 path at every n
+    m->matmul(X.data(), n, Ym.data());
+    qint_matmul_int8(*m, X.data(), n, Yk.data());
+    EXPECT_EQ(0, std::memcmp(Ym.data(), Yk.data(), Ym.size() * 4));
     std::vector<float> Yf = testq::matmul_double(X.data(), Wd.data(), n, rows, cols);
     for (int64_t t = 0; t < n; t++)
       for (int64_t r = 0; r < rows; r++) {
@@ -224,7 +228,7 @@ static void check_format(const QuantGrid& grid, Shape sh, uint32_t seed) {
 }
 
 TEST(QInt, EveryRegisteredFormat) {
-  const Shape shapes[] = {{1, 172}, {7, 100}, {33, 64}, {5, 300}, {37, 1000}, {3, 520}};
+  const Shape shapes[] = {{1, 172}, {7, 100}, {33, 64}, {5, 300}, {37, 1000}, {3, 520}, {6, 4200}};  // 4200: chunks of 2048
   int formats = 0;
   for (const WeightFormatInfo& f : weight_formats()) {
     if (f.load != load_qint) continue;

@@ -14,6 +14,7 @@ struct Avx2 {
   using F = __m256;
   using C = __m256i;
   static constexpr int W = 32, STEPS = 2;
+  static constexpr int GEMV_ROWS = 4, GEMM_ROWS = 1;  // register blocking (16 ymm)
   template <int B> static constexpr int zero_offset = B == 8 ? 128 : 0;
 
   static C lo2(const uint8_t* p, int st) {  // bits 0..1 of codes 32·st .. 32·st + 31 (BlockQ2 layout)
@@ -52,7 +53,29 @@ struct Avx2 {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
   }
   static F load_d(const float* p) { return _mm256_loadu_ps(p); }
-  static F scale_pair(float s0, float) { return _mm256_set1_ps(s0); }  // never needed: W == 32
+  static F scale_pair(const f16_t* p, bool) { return _mm256_set1_ps(f16_to_f32(*p)); }  // unused: W == 32
+  // zs[t] = Σ_g s_g · (z_g − off) · gs[t][g]; zeros == nullptr → z_g − off = zsym.
+  template <int NT>
+  static void zero_terms(const f16_t* sc, const uint8_t* zp, float zsym, float off, const float* const* gs, int64_t ng,
+                         float* zs) {
+    F acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = zero();
+    int64_t g = 0;
+    for (; g + 8 <= ng; g += 8) {
+      F s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g)));
+      F z = zp ? _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                   reinterpret_cast<const __m128i*>(zp + g)))),
+                               bcast(off))
+               : bcast(zsym);
+      F sz = mul(s, z);
+      for (int t = 0; t < NT; t++) acc[t] = fma(sz, _mm256_loadu_ps(gs[t] + g), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) zs[t] = hsum(acc[t]);
+    for (; g < ng; g++) {
+      float sz = f16_to_f32(sc[g]) * (zp ? float(zp[g]) - off : zsym);
+      for (int t = 0; t < NT; t++) zs[t] += sz * gs[t][g];
+    }
+  }
   static F zero() { return _mm256_setzero_ps(); }
   static F bcast(float s) { return _mm256_set1_ps(s); }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }

@@ -27,7 +27,10 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
   return v;
 }
 
+int bench_matvec(int argc, char** argv);
+
 int cmd_bench(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[2]) == "matvec") return bench_matvec(argc, argv);
   Args a(argc, argv, 2, {"json", "kv-pre-rope"});
   std::string dir = a.required("model");
   std::vector<int> prefill = parse_int_list(a.str("prefill", "128,512"), "prefill");

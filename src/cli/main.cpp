@@ -28,7 +28,9 @@ const Command kCommands[] = {
     {"eval", "eval ppl --model DIR --data FILE --format docs|text|wikitext|c4-json --ctx N [--stride N] [--json]\n"
              "  lmpress eval tasks --model DIR --tasks piqa,arc_easy,...|all [--data-dir D] [--limit N] [--json]",
      lmp::cmd_eval},
-    {"bench", "bench --model DIR [--json]              prefill/decode tokens/s, peak RSS, bytes", lmp::cmd_bench},
+    {"bench", "bench --model DIR [--kv-bits B] [--json]   prefill/decode tokens/s, peak RSS, bytes\n"
+              "  lmpress bench matvec --rows R --cols C --format f32|f16|int4_g128_asym|q4_K|... [--n N] [--cold] [--json]",
+     lmp::cmd_bench},
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},

@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"factorize", "factorize --model DIR --method svd|asvd|laser|lplr --ratio R [--alpha A] [--allocate] [--bits B] "
+                  "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
 };
 
 void usage() {

@@ -18,10 +18,10 @@ std::unique_ptr<LowRankMatrix> lplr_factorize(const float* W, int64_t m, int64_t
   check(QIntMatrix::supported(o.grid_a) && QIntMatrix::supported(o.grid_b), "{}: unsupported factor grid", what);
   // 1. Y (m, k) = W·S
   std::vector<double> Y(size_t(m * k));
-  if (o.svd_sketch) {
+  if (o.svd_sketch) {  // S = V_k Σ_k^{-1/2}: Y = U_k √Σ_k, the first factor of the plain SVD split
     Svd svd = thin_svd(to_double(W, size_t(m * n)), m, n, what);
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < k; j++) Y[size_t(i * k + j)] = svd.U[size_t(i * svd.p + j)] * svd.s[size_t(j)];  // U_k Σ_k
+    Factors f = split_sqrt(svd, k);
+    Y.assign(f.A.begin(), f.A.end());
   } else {
     std::mt19937_64 rng(o.seed);
     std::normal_distribution<double> N(0.0, 1.0 / std::sqrt(double(k)));

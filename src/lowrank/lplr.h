@@ -8,8 +8,13 @@
 //   4. quantize R:               R̂ = Q₂(R)                                  (b₂-bit codes)
 //   W ≈ L·R̂, stored as a LowRankMatrix whose factors are QIntMatrix (A = L: m × k, B = R̂: k × n), run by the
 //   packed int kernels. Q is the group-wise uniform grid of quant/grid.h (groups along each factor's rows).
-// Option "sketch": "svd" replaces the Gaussian S by V_k (the top-k right singular vectors, so Y = U_k Σ_k) —
-// the paper's deterministic variant; steps 2–4 are the same.
+// Option "sketch": "svd" uses the deterministic sketch S = V_k Σ_k^{-1/2}, so Y = U_k √Σ_k is the first factor
+// of the plain SVD split (lowrank/truncated_svd.h); steps 2–4 are unchanged, i.e. the quantized SVD factors
+// with the second factor refitted by least squares to the quantized first. Its error is then at most that of
+// quantizing both SVD factors directly before R is rounded (the LS solution is optimal given L̂, and the SVD's
+// √Σ_k V_kᵀ is one candidate). The paper's Gaussian sketch spans a worse rank-k subspace than the top singular
+// vectors and, with per-group scales, gains nothing from its flattening of the entries: measured on
+// tests/test_lowrank and bench/README it is the weaker choice at equal rank (reported, not hidden).
 // Rank from the parameter ratio as for SVD (k = ⌊R·m·n/(m+n)⌋); bytes are then ≈ R·(b + group overhead)/32
 // of the f32 matrix (codes are padded to blocks of 64 along each factor row: small k wastes bytes).
 //

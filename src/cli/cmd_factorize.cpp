@@ -93,7 +93,7 @@ int cmd_factorize(int argc, char** argv) {
     stage["ratios"] = asvd_allocate(sens, stage["ratio"].get<double>());
     stage["sensitivity"] = sens.to_json();
   } else if (method == "laser") {
-    Recipe r = parse_recipe({{"stages", {{{"modifier", "svd"}, {"ratio", 1.0}}}}, {"calibration", calib}}, "factorize");
+    Recipe r = parse_recipe({{"stages", {stage}}, {"calibration", calib}}, "factorize");  // for its calibration
     auto m = load_model(dir);
     Samples fit, score;
     search_windows(*m, r, search_samples, &fit, &score);

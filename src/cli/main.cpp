@@ -40,6 +40,8 @@ const Command kCommands[] = {
      lmp::cmd_report},
     {"compare", "compare --model A --model-b B [--prompts FILE] [--max-new-tokens N] [--json]  greedy outputs, KL(A||B)",
      lmp::cmd_compare},
+    {"factorize", "factorize --model DIR --method svd|asvd|laser|lplr --ratio R [--alpha A] [--allocate] [--bits B] "
+                  "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
 };
 
 void usage() {

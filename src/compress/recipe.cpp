@@ -3,6 +3,10 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/progress.h"
+#include "lowrank/asvd.h"
+#include "lowrank/laser.h"
+#include "lowrank/lplr.h"
+#include "lowrank/svd.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -12,6 +16,10 @@ const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {
       {"rtn", "quantization", "round-to-nearest group-wise int2/3/4/8 (no calibration)", make_rtn_modifier},
       {"gptq", "quantization", "GPTQ: OBS column sweep with inverse-Hessian error compensation", make_gptq_modifier},
+      {"svd", "low-rank", "truncated SVD W = (U_k sqrt S_k)(sqrt S_k V_k^T), rank from ratio/energy (no calibration)", make_svd_modifier},
+      {"asvd", "low-rank", "ASVD: SVD of W diag(mean|x|^alpha), scaling undone; optional per-layer ratios", make_asvd_modifier},
+      {"laser", "low-rank", "LASER: rank reduction of chosen Linears (interventions from `factorize --method laser`)", make_laser_modifier},
+      {"lplr", "low-rank", "LPLR: quantized Gaussian sketch L, least-squares R, both factors packed int", make_lplr_modifier},
   };
   return t;
 }

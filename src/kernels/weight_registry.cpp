@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "kernels/dense.h"
 #include "kernels/ggml_blocks_matrix.h"
+#include "kernels/lowrank.h"
 #include "kernels/qint.h"
 
 namespace lmp {
@@ -53,6 +54,7 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"f32", "dense float32, 32 bits/weight", load_f32},
         {"f16", "dense IEEE half, 16 bits/weight", load_f16},
         {"ggml", "llama.cpp/GGUF block format {\"type\": \"q4_K\", ...} (raw blocks, 2.6-8.5 bits/weight)", load_ggml_weight},
+        {"lowrank", "low-rank factors A (m x k) . B (k x n), each in its own format {\"a\": spec, \"b\": spec}", load_lowrank},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

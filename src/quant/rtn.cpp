@@ -3,6 +3,7 @@
 #include "quant/rtn.h"
 
 #include "calib/targets.h"
+#include "kernels/lowrank.h"
 #include "kernels/qint.h"
 #include "quant/quant_args.h"
 
@@ -21,12 +22,19 @@ class RtnModifier final : public BlockModifier {
     for (int k = 0; k < kLinearsPerBlock; k++) {
       if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
       Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      lin.w = QIntMatrix::quantize(lin.out(), lin.in(), W.data(), grid_);
+      if (const LowRankMatrix* lr = as_lowrank(*lin.w)) {  // a factorized Linear: quantize its two factors
+        lin.w = std::make_unique<LowRankMatrix>(quantize(lr->a()), quantize(lr->b()));
+        continue;
+      }
+      lin.w = quantize(*lin.w);
     }
   }
 
  private:
+  WeightPtr quantize(const WeightMatrix& w) const {
+    std::vector<float> W = w.dense();
+    return QIntMatrix::quantize(w.rows(), w.cols(), W.data(), grid_);
+  }
   Targets targets_;
   QuantGrid grid_;
 };

@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot --sparsity P [--nm 2:4] [--owl] [--bits 4] "
+              "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
 };
 
 void usage() {

@@ -3,6 +3,10 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/progress.h"
+#include "prune/dsnot.h"
+#include "prune/magnitude.h"
+#include "prune/sparsegpt.h"
+#include "prune/wanda.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -12,6 +16,12 @@ const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {
       {"rtn", "quantization", "round-to-nearest group-wise int2/3/4/8 (no calibration)", make_rtn_modifier},
       {"gptq", "quantization", "GPTQ: OBS column sweep with inverse-Hessian error compensation", make_gptq_modifier},
+      {"magnitude", "pruning", "magnitude pruning: lowest |w| per matrix or row, or N:M (no calibration)",
+       make_magnitude_modifier},
+      {"wanda", "pruning", "Wanda: lowest |w|·‖x‖₂ per output row or N:M, no update", make_wanda_modifier},
+      {"sparsegpt", "pruning", "SparseGPT: OBS sweep pruning (unstructured or N:M), optional joint 4-bit",
+       make_sparsegpt_modifier},
+      {"dsnot", "pruning", "DSnoT: training-free mask refinement of a Wanda/SparseGPT mask", make_dsnot_modifier},
   };
   return t;
 }

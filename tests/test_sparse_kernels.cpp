@@ -155,7 +155,7 @@ TEST(SparseFormats, SizesAreWhatTheHeaderSays) {
   EXPECT_EQ(SparseNM::from_dense(64, 4096, W.data(), 2, 4, SparseValues::F16)->nbytes(), size_t(64 * (2048 * 2 + 512)));
   auto bm = SparseBitmap::from_dense(64, 4096, W.data(), SparseValues::F32);
   EXPECT_EQ(bm->nbytes(), size_t(64 * 512 + 65 * 8 + 64 * 2048 * 4));
-  EXPECT_NEAR(bm->bits_per_weight(), 1 + 16 + 64.0 / 4096, 1e-9);  // bitmap + values + row pointer
+  EXPECT_NEAR(bm->bits_per_weight(), 1 + 16 + 65.0 * 64 / (64 * 4096), 1e-9);  // bitmap + values + (rows + 1) row pointers
 }
 
 TEST(SparseFormats, BadInputsThrow) {

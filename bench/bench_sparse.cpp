@@ -67,7 +67,7 @@ void BM_gemv(benchmark::State& st) {
   static const char* names[] = {"dense_f32", "bitmap_f32", "bitmap_f16", "nm2_4_f32", "nm2_4_f16", "nm2_4_int4_g128"};
   const bool unstructured = kind == Bitmap32 || kind == Bitmap16;
   std::string label = names[kind];
-  if (unstructured) label += " " + std::to_string(st.range(3)) + "%";
+  if (unstructured) label.append(1, ' ').append(std::to_string(st.range(3))).append(1, '%');
   st.SetLabel(label);
 }
 

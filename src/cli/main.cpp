@@ -42,6 +42,8 @@ const Command kCommands[] = {
      lmp::cmd_compare},
     {"factorize", "factorize --model DIR --method svd|asvd|laser|lplr --ratio R [--alpha A] [--allocate] [--bits B] "
                   "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
+    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot --sparsity P [--nm 2:4] [--owl] [--bits 4] "
+              "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
 };
 
 void usage() {

@@ -7,6 +7,10 @@
 #include "lowrank/laser.h"
 #include "lowrank/lplr.h"
 #include "lowrank/svd.h"
+#include "prune/dsnot.h"
+#include "prune/magnitude.h"
+#include "prune/sparsegpt.h"
+#include "prune/wanda.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -20,6 +24,12 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"asvd", "low-rank", "ASVD: SVD of W diag(mean|x|^alpha), scaling undone; optional per-layer ratios", make_asvd_modifier},
       {"laser", "low-rank", "LASER: rank reduction of chosen Linears (interventions from `factorize --method laser`)", make_laser_modifier},
       {"lplr", "low-rank", "LPLR: quantized Gaussian sketch L, least-squares R, both factors packed int", make_lplr_modifier},
+      {"magnitude", "pruning", "magnitude pruning: lowest |w| per matrix or row, or N:M (no calibration)",
+       make_magnitude_modifier},
+      {"wanda", "pruning", "Wanda: lowest |w|·‖x‖₂ per output row or N:M, no update", make_wanda_modifier},
+      {"sparsegpt", "pruning", "SparseGPT: OBS sweep pruning (unstructured or N:M), optional joint 4-bit",
+       make_sparsegpt_modifier},
+      {"dsnot", "pruning", "DSnoT: training-free mask refinement of a Wanda/SparseGPT mask", make_dsnot_modifier},
   };
   return t;
 }

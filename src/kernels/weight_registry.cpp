@@ -10,6 +10,7 @@
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
 #include "kernels/qint.h"
+#include "kernels/sparse.h"
 
 namespace lmp {
 
@@ -67,6 +68,7 @@ const std::vector<WeightFormatInfo>& weight_formats() {
                                  g.sym ? "symmetric" : "asymmetric (u8 zeros)", bpw));
       t.push_back({name, text.back().c_str(), load_qint});
     }
+    for (const WeightFormatInfo& f : sparse_weight_formats()) t.push_back(f);  // kernels/sparse.h
     return t;
   }();
   return table;

@@ -319,7 +319,9 @@ TEST(PruneRealModel, StoriesReferences) {
     run_recipe(*m, parse_recipe(rj, "test"), false);
     for (const auto& b : m->blocks)
       for (const auto& l : b.lin) EXPECT_EQ(l.w->format(), c.format);
-    PplResult r = perplexity(*m, ids, PplOptions{.ctx = 512, .progress = false});
+    PplOptions po;
+    po.progress = false;
+    PplResult r = perplexity(*m, ids, po);
     EXPECT_NEAR(r.ppl, c.ref, c.ref * c.tol);
     ppl.push_back(r.ppl);
   }

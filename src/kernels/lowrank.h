@@ -22,12 +22,12 @@ class LowRankMatrix final : public WeightMatrix {
   LowRankMatrix(WeightPtr a, WeightPtr b);
   std::string format() const override { return "lowrank"; }
   size_t nbytes() const override { return a_->nbytes() + b_->nbytes(); }
+  int64_t n_params() const override { return a_->n_params() + b_->n_params(); }
   void matmul(const float* X, int64_t n, float* Y) const override;
   void dequantize(float* W) const override;  // A·B in f32 (sgemm)
   nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const override;
 
   int64_t rank() const { return a_->cols(); }
-  int64_t n_params() const { return rank() * (rows() + cols()); }  // stored factor entries
   const WeightMatrix& a() const { return *a_; }
   const WeightMatrix& b() const { return *b_; }
 

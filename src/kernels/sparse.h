@@ -53,6 +53,7 @@ class SparseMatrixBase : public WeightMatrix {
   virtual void gemv_ref(const float* x, float* y) const = 0;  // scalar reference (double accumulation)
   virtual void decode_rows(int64_t r0, int64_t r1, float* W) const = 0;  // rows [r0, r1) → (r1 − r0, cols)
   virtual int64_t nnz() const = 0;  // stored (kept) values
+  int64_t n_params() const override { return nnz(); }
 };
 
 // ---------------------------------------------------------------------------------------------------

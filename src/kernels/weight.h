@@ -24,6 +24,9 @@ class WeightMatrix {
 
   virtual std::string format() const = 0;  // registry name, e.g. "f32", "f16", "int4_g128_asym"
   virtual size_t nbytes() const = 0;       // bytes as stored, all side data (scales, zeros, indices) included
+  // Parameters actually stored: rows·cols for dense and quantized formats, kept values for sparse ones,
+  // k·(rows + cols) for low-rank factors.
+  virtual int64_t n_params() const { return rows_ * cols_; }
   // Y (n, rows) = X (n, cols) · Wᵀ ; Y is overwritten. X rows are contiguous with stride cols.
   virtual void matmul(const float* X, int64_t n, float* Y) const = 0;
   // Dense f32 values (rows × cols, row-major) that matmul computes with.

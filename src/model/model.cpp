@@ -25,10 +25,10 @@ const Tokenizer& Model::tokenizer() const {
 
 int64_t Model::n_params() const {
   int64_t n = int64_t(embed.size() + final_norm.size());
-  if (!cfg.tie_embeddings) n += lm_head.out() * lm_head.in();
+  if (!cfg.tie_embeddings) n += lm_head.w->n_params();
   for (const auto& b : blocks) {
     n += int64_t(b.attn_norm.size() + b.ffn_norm.size());
-    for (const auto& l : b.lin) n += l.out() * l.in() + int64_t(l.bias.size());
+    for (const auto& l : b.lin) n += l.w->n_params() + int64_t(l.bias.size());
   }
   return n;
 }

@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/progress.h"
+#include "quant/awq.h"
+#include "quant/f16.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -12,6 +14,8 @@ const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {
       {"rtn", "quantization", "round-to-nearest group-wise int2/3/4/8 (no calibration)", make_rtn_modifier},
       {"gptq", "quantization", "GPTQ: OBS column sweep with inverse-Hessian error compensation", make_gptq_modifier},
+      {"awq", "quantization", "AWQ: activation-aware per-channel scales + clipping search, then RTN", make_awq_modifier},
+      {"f16", "quantization", "IEEE half-precision projections (no calibration; the baseline)", make_f16_modifier},
   };
   return t;
 }

@@ -10,6 +10,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_compress(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

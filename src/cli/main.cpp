@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"export", "export --model DIR --format gptq -o OUT [--strict] [--json]", lmp::cmd_export},
 };
 
 void usage() {

@@ -391,14 +391,12 @@ void AwqModifier::search_and_scale(BlockContext& ctx, AwqBlockReport& rep) {
 void AwqModifier::clip(BlockContext& ctx) {
   Block& b = ctx.model.blocks[size_t(ctx.layer)];
   std::array<std::vector<double>, kInputSites> G;
-  std::array<int64_t, kInputSites> width{};
   std::vector<float> out(ctx.inputs[0].size()), g;
   for (int s = 0; s < calib_samples(ctx, o_); s++) {
     ctx.run_block_hooked(s, out.data(), [&](LinearKind k, const float* X, int64_t n) {
       if (k == LinearKind::K || k == LinearKind::V || k == LinearKind::Up) return;  // shared inputs: once
       const int site = kInputSite[size_t(k)];
       const int64_t c = b.at(k).in();
-      width[size_t(site)] = c;
       G[size_t(site)].resize(size_t(c * c), 0.0);
       g.assign(size_t(c * c), 0.f);
       cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(c), int(n), 1.0f, X, int(c), 0.0f, g.data(), int(c));

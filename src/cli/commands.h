@@ -17,6 +17,7 @@ int cmd_report(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
 int cmd_factorize(int argc, char** argv);
 int cmd_prune(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

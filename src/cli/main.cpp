@@ -44,6 +44,7 @@ const Command kCommands[] = {
                   "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
     {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot --sparsity P [--nm 2:4] [--owl] [--bits 4] "
               "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
+    {"export", "export --model DIR --format gptq -o OUT [--strict] [--json]", lmp::cmd_export},
 };
 
 void usage() {

@@ -11,6 +11,8 @@
 #include "prune/magnitude.h"
 #include "prune/sparsegpt.h"
 #include "prune/wanda.h"
+#include "quant/awq.h"
+#include "quant/f16.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
 
@@ -30,6 +32,8 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"sparsegpt", "pruning", "SparseGPT: OBS sweep pruning (unstructured or N:M), optional joint 4-bit",
        make_sparsegpt_modifier},
       {"dsnot", "pruning", "DSnoT: training-free mask refinement of a Wanda/SparseGPT mask", make_dsnot_modifier},
+      {"awq", "quantization", "AWQ: activation-aware per-channel scales + clipping search, then RTN", make_awq_modifier},
+      {"f16", "quantization", "IEEE half-precision projections (no calibration; the baseline)", make_f16_modifier},
   };
   return t;
 }

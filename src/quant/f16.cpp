@@ -1,0 +1,36 @@
+#include "quant/f16.h"
+
+#include "calib/targets.h"
+#include "kernels/dense.h"
+
+namespace lmp {
+
+namespace {
+
+class F16Modifier final : public BlockModifier {
+ public:
+  explicit F16Modifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)) {}
+  std::string name() const override { return "f16"; }
+  StatsRequest stats_request() const override { return {false, false}; }
+  bool needs_calibration() const override { return false; }
+  void apply(BlockContext& ctx) override {
+    Block& b = ctx.model.blocks[size_t(ctx.layer)];
+    for (int k = 0; k < kLinearsPerBlock; k++) {
+      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
+      Linear& lin = b.lin[size_t(k)];
+      std::vector<float> W = lin.w->dense();
+      lin.w = DenseF16::from_f32(lin.out(), lin.in(), W.data());  // round to nearest even
+    }
+  }
+
+ private:
+  Targets targets_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlockModifier> make_f16_modifier(const nlohmann::json& stage) {
+  return std::make_unique<F16Modifier>(stage);
+}
+
+}  // namespace lmp

@@ -2,6 +2,7 @@
 // every registered group-wise integer format: packing, the grid's error bound, SIMD == scalar reference
 // for every ISA this CPU runs, the int8-activation bound against float math, and a bit-exact save/load.
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -250,4 +251,28 @@ TEST(QInt, EveryRegisteredFormat) {
   }
   EXPECT_EQ(formats, int(QIntMatrix::all_grids().size()));
   EXPECT_EQ(formats, 40);
+}
+
+// matmul from the library entry point, with the thread team active (rows·cols·n above the threading
+// threshold), against the scalar reference: every worker must see the caller's quantized activations.
+TEST(QInt, ThreadedMatmulEqualsReference) {
+  omp_set_num_threads(2);
+  const int64_t rows = 256, cols = 512;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> W(size_t(rows * cols)), X(size_t(5 * cols));
+  for (auto& w : W) w = d(rng);
+  for (auto& x : X) x = d(rng);
+  for (int bits : {2, 4, 8}) {
+    QuantGrid g;
+    g.bits = bits;
+    g.group = 128;
+    auto m = QIntMatrix::quantize(rows, cols, W.data(), g);
+    for (int64_t n : {1, 5}) {
+      std::vector<float> Y(size_t(n * rows)), R(size_t(n * rows));
+      m->matmul(X.data(), n, Y.data());
+      qint_matmul_ref(*m, X.data(), n, R.data());
+      EXPECT_LE(max_rel_err(Y.data(), R.data(), Y.size()), 1e-5) << bits << " bits, n " << n;
+    }
+  }
 }

@@ -335,7 +335,10 @@ static QIntRowsKernel kernel_for(QIntIsa isa, int bits) {
 }
 
 void qint_matmul_int8(const QIntMatrix& m, const float* X, int64_t n, float* Y) {
-  thread_local QActs a;  // reused between calls: no allocation per decoded token
+  thread_local QActs a_tls;  // reused between calls: no allocation per decoded token
+  // The workers of the parallel loop below must all read the calling thread's activations, not their own
+  // (empty) thread_local copies: bind a reference before entering the region.
+  QActs& a = a_tls;
   quantize_acts(X, n, m.cols(), m.grid(), &a);
   const QIntView v = qint_view(m);
   const QIntRowsKernel k = kernel_for(g_isa, v.bits);

@@ -10,6 +10,9 @@ int cmd_eval(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_compress(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_export_gguf(int argc, char** argv);
+// `export --format gguf`: reads --model, -o, --type, --json from a (after the caller read --format).
+int export_gguf_main(const Args& a);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

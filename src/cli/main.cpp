@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"export-gguf", "export-gguf --model DIR|F.gguf [--format gguf] [--type auto|f32|f16|q8_0|q4_0|q4_k] -o OUT.gguf",
+     lmp::cmd_export_gguf},
 };
 
 void usage() {

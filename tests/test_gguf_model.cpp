@@ -188,7 +188,7 @@ TEST(GgufImport, PplEqualsDequantizedSafetensors) {
   std::string out = test::temp_dir("gguf-deq");
   save_model(*d, out + "/m");
   auto s = load_model(out + "/m");
-  std::vector<int> ids = docs_ids(*m, 120000);
+  std::vector<int> ids = docs_ids(*m, 60000);
   PplOptions o;
   o.progress = false;
   const double a = perplexity(*m, ids, o).ppl, b = perplexity(*s, ids, o).ppl;

@@ -443,3 +443,26 @@ TEST(GgufExport, CliWritesAndEvalReadsGguf) {
   EXPECT_NE(err.find("--type 'q3_k'"), std::string::npos) << err;
   fs::remove_all(dir);
 }
+
+// A tokenizer.model (libsentencepiece) vocabulary exports as tokenizer.ggml.* and re-imports with the same ids.
+TEST(GgufExport, SentencePieceModelTokenizerRoundTrip) {
+  const std::string spm = std::string(LMP_SOURCE_DIR) + "/tests/data/tokenizer/spmodel/tokenizer.model";
+  auto sp = Tokenizer::from_sentencepiece_model(spm);
+  ASSERT_TRUE(sp->vocab().has_value());
+  std::string dir = test::temp_dir("gguf-spm");
+  test::TinySpec s;
+  s.vocab = sp->vocab_size();
+  test::write_tiny_model(dir + "/tiny", s);
+  auto m = load_model(dir + "/tiny");
+  m->set_tokenizer(Tokenizer::from_sentencepiece_model(spm));
+  GgufExportOptions o;
+  o.log = [](const std::string&) {};
+  export_gguf(*m, dir + "/t.gguf", o);
+  auto r = load_model(dir + "/t.gguf");
+  for (const char* text : {"hello world", "The quick brown fox jumps over the lazy dog.", "caf\xC3\xA9 na\xC3\xAFve 12345",
+                           "\xE2\x9C\x93 emoji \xF0\x9F\x98\x80 and tabs\tok"}) {
+    EXPECT_EQ(r->tokenizer().encode(text, true), sp->encode(text, true)) << text;
+    EXPECT_EQ(r->tokenizer().decode(sp->encode(text, false)), sp->decode(sp->encode(text, false))) << text;
+  }
+  fs::remove_all(dir);
+}

@@ -320,7 +320,7 @@ GgufExportResult export_gguf(const Model& m, const std::string& path, const Gguf
   Exporter ex(opt);
   GgufWriter& w = ex.writer();
   w.set_string("general.architecture", "llama");
-  std::string name = std::filesystem::path(m.dir).filename().string();
+  std::string name = std::filesystem::path(m.dir).stem().string();  // directory name, or GGUF file stem
   w.set_string("general.name", name.empty() ? "lmpress" : name);
   w.set_u32("general.file_type", 0);  // fixed below; set now to keep the key order of llama.cpp files
   w.set_u32("llama.vocab_size", uint32_t(c.vocab));

@@ -1,4 +1,4 @@
-// lmpress export --model DIR --format gptq -o OUT [--strict] [--json]
+// lmpress export --model DIR --format gguf|gptq -o OUT [--type ...] [--strict] [--json]
 // Writes a model in another ecosystem's layout; one function per format (io/), chosen by --format.
 #include <cstdio>
 
@@ -34,11 +34,13 @@ int export_gptq_cmd(const Model& m, const std::string& out, bool strict, bool js
 
 int cmd_export(int argc, char** argv) {
   Args a(argc, argv, 2, {"json", "strict"});
-  std::string dir = a.required("model"), format = a.required("format"), out = a.required("output");
+  const std::string format = a.required("format");
+  if (format == "gguf") return export_gguf_main(a);
+  std::string dir = a.required("model"), out = a.required("output");
   bool json = a.flag("json"), strict = a.flag("strict");
   a.finish();
   if (format == "gptq") return export_gptq_cmd(*load_model(dir), out, strict, json);
-  fail("--format {}: unknown export format (known: gptq)", format);
+  fail("--format {}: unknown export format (known: gguf, gptq)", format);
 }
 
 }  // namespace lmp

@@ -18,6 +18,8 @@ int cmd_compare(int argc, char** argv);
 int cmd_factorize(int argc, char** argv);
 int cmd_prune(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+// `export --format gguf`: reads --model, -o, --type, --json from a (after the caller read --format).
+int export_gguf_main(const Args& a);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

@@ -44,7 +44,8 @@ const Command kCommands[] = {
                   "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
     {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot --sparsity P [--nm 2:4] [--owl] [--bits 4] "
               "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
-    {"export", "export --model DIR --format gptq -o OUT [--strict] [--json]", lmp::cmd_export},
+    {"export", "export --model DIR --format gguf|gptq -o OUT [--type auto|f32|f16|q8_0|q4_0|q4_k] [--strict] [--json]",
+     lmp::cmd_export},
 };
 
 void usage() {

@@ -9,12 +9,15 @@
 // (tokenizer.model).
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 namespace lmp {
+
+struct BpeVocab;
 
 class Tokenizer {
  public:
@@ -46,6 +49,9 @@ class Tokenizer {
   virtual std::string kind() const = 0;  // "sentencepiece-bpe", "byte-level-bpe", "sentencepiece-model"
   // The piece string of id as stored in the vocabulary ("▁the", "Ġthe", "<0x0A>"); "" when out of range.
   virtual std::string id_to_piece(int id) const { return ""; }
+  // The vocabulary data a BPE tokenizer was built from (what a GGUF exporter writes as tokenizer.ggml.*);
+  // nullopt for tokenizers that have none (tokenizer.model through libsentencepiece).
+  virtual std::optional<BpeVocab> vocab() const;
 };
 
 // ---- In-memory vocabulary (tokenizer.json and GGUF tokenizer.ggml.* both map onto this) ----

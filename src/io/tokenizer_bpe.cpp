@@ -96,6 +96,7 @@ class BpeBase : public Tokenizer {
   int bos_id() const override { return bos_; }
   int eos_id() const override { return eos_; }
   std::string id_to_piece(int id) const override { return valid(id) ? pieces_[id] : std::string(); }
+  std::optional<BpeVocab> vocab() const override { return vocab_; }
 
  protected:
   // Appends the ids of one plain-text segment.
@@ -116,6 +117,7 @@ class BpeBase : public Tokenizer {
   std::vector<bool> special_;                       // skipped by decode
   PairTable pairs_;
   int bos_ = -1, eos_ = -1, unk_ = -1;
+  BpeVocab vocab_;  // as given, for vocab()
 
  private:
   std::vector<int> encode_impl(std::string_view text, bool add_bos, bool parse_special) const;
@@ -134,7 +136,7 @@ std::vector<AddedToken> added_tokens_of(const BpeVocab& v) {
 }
 
 BpeBase::BpeBase(const BpeVocab& v)
-    : source_(v.source), pieces_(v.tokens), bos_(v.bos_id), eos_(v.eos_id), unk_(v.unk_id),
+    : source_(v.source), pieces_(v.tokens), bos_(v.bos_id), eos_(v.eos_id), unk_(v.unk_id), vocab_(v),
       added_(added_tokens_of(v)) {
   check(!pieces_.empty(), "{}: empty vocabulary", source_);
   check(v.types.empty() || v.types.size() == pieces_.size(), "{}: {} token types for {} tokens", source_,
@@ -400,6 +402,8 @@ void ByteLevelTokenizer::encode_word(std::string_view w, std::vector<int>* ids) 
 }
 
 }  // namespace
+
+std::optional<BpeVocab> Tokenizer::vocab() const { return std::nullopt; }
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocab& v) {
   if (v.kind == BpeKind::ByteLevel) return std::make_unique<ByteLevelTokenizer>(v);

@@ -40,6 +40,19 @@ class SpModelTokenizer final : public Tokenizer {
   std::string id_to_piece(int id) const override {
     return id >= 0 && id < vocab_size() ? sp_.IdToPiece(id) : std::string();
   }
+  // Pieces, scores and types as a SentencePiece-BPE vocabulary (what llama.cpp's "llama" tokenizer uses).
+  std::optional<BpeVocab> vocab() const override {
+    BpeVocab v;
+    v.source = path_;
+    for (int i = 0; i < vocab_size(); i++) {
+      v.tokens.push_back(sp_.IdToPiece(i));
+      v.scores.push_back(sp_.GetScore(i));
+      v.types.push_back(sp_.IsUnknown(i) ? TokenType::Unknown : sp_.IsControl(i) ? TokenType::Control
+                        : sp_.IsByte(i) ? TokenType::Byte : sp_.IsUnused(i) ? TokenType::Unused : TokenType::Normal);
+    }
+    v.bos_id = sp_.bos_id(), v.eos_id = sp_.eos_id(), v.unk_id = sp_.unk_id();
+    return v;
+  }
 
  private:
   void check_id(int id) const {

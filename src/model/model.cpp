@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "kernels/dense.h"
 #include "kernels/weight_registry.h"
+#include "model/gguf_model.h"
 
 namespace lmp {
 
@@ -90,6 +91,7 @@ static Linear load_linear(const Checkpoint& ck, const std::string& prefix, const
 }
 
 std::unique_ptr<Model> load_model(const std::string& dir) {
+  if (!fs::is_directory(dir) && is_gguf_file(dir)) return load_gguf_model(dir);  // llama.cpp's single file
   check(fs::is_directory(dir), "{}: not a directory (want a Hugging Face model directory)", dir);
   auto m = std::make_unique<Model>();
   m->dir = dir;

@@ -1,12 +1,14 @@
 // lmpress against ggml itself (linked from ../shared/peers/ggml): (a) every block type lmpress supports
 // dequantizes bit-exactly like ggml's to_float, and lmpress's reference quantizers produce ggml's bytes;
 // (b) a GGUF written by lmpress opens in ggml's gguf reader with the same keys, types, shapes and data,
-// and a GGUF written by ggml opens in lmpress's reader.
+// and a GGUF written by ggml opens in lmpress's reader; (c) lmpress's model export (F16/Q8_0/Q4_0/Q4_K and
+// QInt codes kept) opens in ggml with the right keys, types and shapes and dequantizes identically.
 #include <gtest/gtest.h>
 
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <fmt/format.h>
 #include <random>
 #include <unistd.h>
 
@@ -14,6 +16,10 @@
 #include "gguf.h"
 
 #include "io/gguf.h"
+#include "io/gguf_export.h"
+#include "kernels/dense.h"
+#include "kernels/qint.h"
+#include "model/gguf_model.h"
 #include "kernels/ggml_blocks.h"
 
 namespace fs = std::filesystem;
@@ -264,4 +270,147 @@ TEST(GgmlInterop, LmpressReadsGgmlGgufAndWritesTheSameBytes) {
   EXPECT_EQ(lmp::read_file(theirs_path), lmp::read_file(ours_path));
   fs::remove(ours_path);
   fs::remove(theirs_path);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// lmpress's model export (io/gguf_export.h) read by ggml: keys, types, shapes, and every tensor dequantized
+// by ggml's to_float bit-exactly equal to lmpress's dequantization (of the file, and of the re-imported
+// model's Linears, q/k rows un-permuted).
+
+namespace {
+
+// A random Llama (hidden 256, ffn 512: K-quant widths) built in memory, with a small SentencePiece vocabulary.
+std::unique_ptr<lmp::Model> random_model(uint32_t seed) {
+  using namespace lmp;
+  auto m = std::make_unique<Model>();
+  ModelConfig& c = m->cfg;
+  c.hidden = 256, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 64, c.intermediate = 512;
+  c.vocab = 320, c.max_pos = 256, c.tie_embeddings = false;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  auto rnd = [&](size_t n, float s) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng) * s;
+    return v;
+  };
+  auto dense = [&](int64_t r, int64_t k) { return std::make_unique<DenseF32>(r, k, rnd(size_t(r * k), 0.0625f)); };
+  m->embed = rnd(size_t(c.vocab) * c.hidden, 1.f);
+  m->final_norm = rnd(size_t(c.hidden), 0.1f);
+  m->lm_head.w = dense(c.vocab, c.hidden);
+  const int64_t C = c.hidden, q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim, F = c.intermediate;
+  for (int l = 0; l < c.n_layers; l++) {
+    Block b;
+    b.attn_norm = rnd(size_t(C), 0.1f);
+    b.ffn_norm = rnd(size_t(C), 0.1f);
+    const int64_t shapes[7][2] = {{q, C}, {kv, C}, {kv, C}, {C, q}, {F, C}, {F, C}, {C, F}};
+    for (int k = 0; k < 7; k++) b.lin[size_t(k)].w = dense(shapes[k][0], shapes[k][1]);
+    m->blocks.push_back(std::move(b));
+  }
+  BpeVocab v;
+  v.source = "random";
+  v.tokens = {"<unk>", "<s>", "</s>"};
+  v.types = {TokenType::Unknown, TokenType::Control, TokenType::Control};
+  for (int i = 0; i < 256; i++) v.tokens.push_back(fmt::format("<0x{:02X}>", i)), v.types.push_back(TokenType::Byte);
+  for (int i = 0; int(v.tokens.size()) < c.vocab; i++)
+    v.tokens.push_back(fmt::format("\xE2\x96\x81{}", char('a' + i % 26)) + std::string(size_t(i / 26), 'x')),
+        v.types.push_back(TokenType::Normal);
+  v.scores.assign(v.tokens.size(), 0.f);
+  v.bos_id = 1, v.eos_id = 2, v.unk_id = 0;
+  m->set_tokenizer(make_bpe_tokenizer(v));
+  return m;
+}
+
+}  // namespace
+
+TEST(GgmlInterop, GgmlReadsLmpressModelExport) {
+  using namespace lmp;
+  auto m = random_model(7);
+  // Also an "auto" export of QInt projections whose codes map exactly onto Q8_0 / Q4_0.
+  auto mq = random_model(8);
+  for (auto& b : mq->blocks)
+    for (int k = 0; k < 7; k++) {
+      auto& l = b.lin[size_t(k)];
+      l.w = QIntMatrix::quantize(l.out(), l.in(), l.w->dense().data(), QuantGrid{k < 4 ? 8 : 4, true, 32});
+    }
+  struct Case {
+    const char* type;
+    const Model* model;
+  };
+  for (const Case& cs : {Case{"f16", m.get()}, Case{"q8_0", m.get()}, Case{"q4_0", m.get()}, Case{"q4_k", m.get()},
+                         Case{"auto", mq.get()}}) {
+    SCOPED_TRACE(cs.type);
+    const Model& src = *cs.model;
+    const ModelConfig& c = src.cfg;
+    const std::string path = tmp_path(std::string("export_") + cs.type + ".gguf");
+    GgufExportOptions o;
+    o.type = cs.type;
+    o.log = [](const std::string&) {};
+    export_gguf(src, path, o);
+
+    ggml_context* ctx = nullptr;
+    gguf_context* g = gguf_init_from_file(path.c_str(), {/*no_alloc=*/false, &ctx});
+    ASSERT_NE(g, nullptr) << "ggml could not open " << path;
+    auto u32 = [&](const char* k) { return gguf_get_val_u32(g, gguf_find_key(g, k)); };
+    EXPECT_STREQ(gguf_get_val_str(g, gguf_find_key(g, "general.architecture")), "llama");
+    EXPECT_EQ(u32("llama.embedding_length"), 256u);
+    EXPECT_EQ(u32("llama.block_count"), 2u);
+    EXPECT_EQ(u32("llama.feed_forward_length"), 512u);
+    EXPECT_EQ(u32("llama.attention.head_count"), 4u);
+    EXPECT_EQ(u32("llama.attention.head_count_kv"), 2u);
+    EXPECT_EQ(u32("llama.rope.dimension_count"), 64u);
+    EXPECT_EQ(gguf_get_val_f32(g, gguf_find_key(g, "llama.attention.layer_norm_rms_epsilon")), c.rms_eps);
+    EXPECT_STREQ(gguf_get_val_str(g, gguf_find_key(g, "tokenizer.ggml.model")), "llama");
+    EXPECT_EQ(gguf_get_arr_n(g, gguf_find_key(g, "tokenizer.ggml.tokens")), 320u);
+    EXPECT_EQ(gguf_get_arr_n(g, gguf_find_key(g, "tokenizer.ggml.scores")), 320u);
+    EXPECT_EQ(u32("tokenizer.ggml.bos_token_id"), 1u);
+    const uint32_t ftype = std::string(cs.type) == "f16" ? 1 : cs.type[1] == '8' ? 7 : std::string(cs.type) == "q4_0" ? 2
+                           : std::string(cs.type) == "q4_k" ? 15 : 2;  // auto: mostly Q4_0 (ffn) by weights
+    EXPECT_EQ(u32("general.file_type"), ftype);
+    EXPECT_EQ(gguf_get_n_tensors(g), 3 + 9 * c.n_layers);
+
+    auto back = load_model(path);
+    static const char* const names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int64_t id = 0; id < gguf_get_n_tensors(g); id++) {
+      const std::string name = gguf_get_tensor_name(g, id);
+      SCOPED_TRACE(name);
+      const ggml_tensor* gt = ggml_get_tensor(ctx, name.c_str());
+      ASSERT_NE(gt, nullptr);
+      const GgmlType t = GgmlType(uint32_t(gguf_get_tensor_type(g, id)));
+      const int64_t n = ggml_nelements(gt);
+      std::vector<float> theirs(static_cast<size_t>(n));
+      ggml_to_float(t, gt->data, theirs.data(), n);
+      GgufFile ours(path);
+      const GgufTensor& ot = ours.tensor(name);
+      EXPECT_EQ(ot.ne[0], gt->ne[0]);
+      EXPECT_EQ(ot.numel(), n);
+      const auto mine = ot.to_f32();
+      EXPECT_EQ(std::memcmp(mine.data(), theirs.data(), size_t(n) * 4), 0);
+      // Projections: type and shape as asked, and the re-imported Linear computes with exactly these values.
+      for (int l = 0; l < c.n_layers; l++)
+        for (int k = 0; k < 7; k++) {
+          if (name != fmt::format("blk.{}.{}.weight", l, names[k])) continue;
+          const WeightMatrix& w = *src.blocks[size_t(l)].lin[size_t(k)].w;
+          EXPECT_EQ(gt->ne[0], w.cols());
+          EXPECT_EQ(gt->ne[1], w.rows());
+          GgmlType want = std::string(cs.type) == "auto" ? (k < 4 ? GgmlType::Q8_0 : GgmlType::Q4_0)
+                                                         : ggml_type_by_name(cs.type == std::string("q4_k") ? "q4_K" : cs.type)->type;
+          EXPECT_EQ(t, want);
+          std::vector<float> hf = theirs;
+          if (k < 2) {
+            auto perm = rope_rows_hf_from_gguf(k == 0 ? c.n_heads : c.n_kv_heads, c.head_dim);
+            auto b = permute_rows(reinterpret_cast<const uint8_t*>(theirs.data()), size_t(w.cols()) * 4, perm);
+            std::memcpy(hf.data(), b.data(), b.size());
+          }
+          const auto imported = back->blocks[size_t(l)].lin[size_t(k)].w->dense();
+          EXPECT_EQ(std::memcmp(imported.data(), hf.data(), hf.size() * 4), 0);
+          if (std::string(cs.type) == "auto") {  // codes kept: ggml's values are lmpress's QInt values
+            const auto q = w.dense();
+            EXPECT_EQ(std::memcmp(q.data(), hf.data(), hf.size() * 4), 0);
+          }
+        }
+    }
+    gguf_free(g);
+    ggml_free(ctx);
+    fs::remove(path);
+  }
 }

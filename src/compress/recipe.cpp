@@ -3,8 +3,12 @@
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/progress.h"
+#include "quant/fp8.h"
 #include "quant/gptq.h"
+#include "quant/llm_int8.h"
 #include "quant/rtn.h"
+#include "quant/smoothquant.h"
+#include "quant/w8a8.h"
 
 namespace lmp {
 
@@ -12,6 +16,14 @@ const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {
       {"rtn", "quantization", "round-to-nearest group-wise int2/3/4/8 (no calibration)", make_rtn_modifier},
       {"gptq", "quantization", "GPTQ: OBS column sweep with inverse-Hessian error compensation", make_gptq_modifier},
+      {"w8a8", "quantization", "ZeroQuant W8A8: int8 weights (row/group) x dynamic per-token int8 activations",
+       make_w8a8_modifier},
+      {"smoothquant", "quantization", "SmoothQuant: activation outliers migrated into weights (alpha), then W8A8",
+       make_smoothquant_modifier},
+      {"llm_int8", "quantization", "LLM.int8(): outlier input columns kept f16, the rest int8 x int8",
+       make_llm_int8_modifier},
+      {"fp8", "quantization", "FP8 E4M3/E5M2 weights, f16 group scales, exponent-bias search", make_fp8_modifier},
+      {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
   };
   return t;
 }

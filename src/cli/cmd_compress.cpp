@@ -2,6 +2,9 @@
 // lmpress quantize --model DIR --method rtn|gptq|... --bits B --group G [--sym] [--mse] [--act-order]
 //                  [--damp 0.01] [--calib FILE --calib-format docs|text --nsamples N --seqlen L [--seed S]]
 //                  [--targets RE] [--ignore RE] -o OUT [--json]
+//   weight-activation methods: --method w8a8|smoothquant|llm_int8 (int8 weights, per-row unless --group;
+//   --alpha A [--alpha-search] for smoothquant, --outlier-threshold T | --outlier-frac F for llm_int8),
+//   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -66,18 +69,24 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
+  // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
+  const bool w8 = method == "w8a8" || method == "smoothquant" || method == "llm_int8";
   nlohmann::json stage = {{"modifier", method},
-                          {"bits", a.integer("bits", 4)},
-                          {"group", a.integer("group", 128)},
+                          {"bits", a.integer("bits", w8 ? 8 : 4)},
+                          {"group", a.integer("group", w8 ? 0 : 128)},
                           {"sym", a.flag("sym")},
                           {"mse", a.flag("mse")}};
   if (a.flag("act-order")) stage["act_order"] = true;
   if (auto d = a.opt("damp")) stage["damp"] = a.real("damp", 0.01);
   if (auto al = a.opt("alpha")) stage["alpha"] = a.real("alpha", 0.5);
   if (auto ab = a.opt("act-bits")) stage["act_bits"] = a.integer("act-bits", 8);
+  if (a.flag("alpha-search")) stage["alpha_search"] = true;
+  if (auto t = a.opt("outlier-threshold")) stage["threshold"] = a.real("outlier-threshold", 6.0);
+  if (auto f = a.opt("outlier-frac")) stage["outlier_frac"] = a.real("outlier-frac", 0.0);
+  if (auto f = a.opt("fp")) stage["fp"] = *f;
   targets_from_args(a, stage);
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
   bool json = a.flag("json"), print = a.flag("print-recipe");

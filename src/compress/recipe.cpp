@@ -13,8 +13,12 @@
 #include "prune/wanda.h"
 #include "quant/awq.h"
 #include "quant/f16.h"
+#include "quant/fp8.h"
 #include "quant/gptq.h"
+#include "quant/llm_int8.h"
 #include "quant/rtn.h"
+#include "quant/smoothquant.h"
+#include "quant/w8a8.h"
 
 namespace lmp {
 
@@ -34,6 +38,14 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"dsnot", "pruning", "DSnoT: training-free mask refinement of a Wanda/SparseGPT mask", make_dsnot_modifier},
       {"awq", "quantization", "AWQ: activation-aware per-channel scales + clipping search, then RTN", make_awq_modifier},
       {"f16", "quantization", "IEEE half-precision projections (no calibration; the baseline)", make_f16_modifier},
+      {"w8a8", "quantization", "ZeroQuant W8A8: int8 weights (row/group) x dynamic per-token int8 activations",
+       make_w8a8_modifier},
+      {"smoothquant", "quantization", "SmoothQuant: activation outliers migrated into weights (alpha), then W8A8",
+       make_smoothquant_modifier},
+      {"llm_int8", "quantization", "LLM.int8(): outlier input columns kept f16, the rest int8 x int8",
+       make_llm_int8_modifier},
+      {"fp8", "quantization", "FP8 E4M3/E5M2 weights, f16 group scales, exponent-bias search", make_fp8_modifier},
+      {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
   };
   return t;
 }

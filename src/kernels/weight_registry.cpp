@@ -11,6 +11,10 @@
 #include "kernels/lowrank.h"
 #include "kernels/qint.h"
 #include "kernels/sparse.h"
+#include "kernels/lowbit_float.h"
+#include "kernels/qint.h"
+#include "kernels/w8a8.h"
+#include "kernels/w8a8_outlier.h"
 
 namespace lmp {
 
@@ -54,6 +58,8 @@ const std::vector<WeightFormatInfo>& weight_formats() {
     std::vector<WeightFormatInfo> t = {
         {"f32", "dense float32, 32 bits/weight", load_f32},
         {"f16", "dense IEEE half, 16 bits/weight", load_f16},
+        {"llm_int8", "LLM.int8(): outlier input columns in f16 + the rest int8 per row x per-token int8 activations",
+         load_llm_int8},
         {"ggml", "llama.cpp/GGUF block format {\"type\": \"q4_K\", ...} (raw blocks, 2.6-8.5 bits/weight)", load_ggml_weight},
         {"lowrank", "low-rank factors A (m x k) . B (k x n), each in its own format {\"a\": spec, \"b\": spec}", load_lowrank},
     };
@@ -69,6 +75,23 @@ const std::vector<WeightFormatInfo>& weight_formats() {
       t.push_back({name, text.back().c_str(), load_qint});
     }
     for (const WeightFormatInfo& f : sparse_weight_formats()) t.push_back(f);  // kernels/sparse.h
+    // W8A8 (kernels/w8a8.h): int8 weights per row or group, int8 per-token activations, int32 accumulation.
+    for (int g : W8A8Matrix::all_groups()) {
+      text.push_back(W8A8Matrix::format_name(g));
+      const char* name = text.back().c_str();
+      text.push_back(fmt::format("int8 weights ({}) x dynamic per-token int8 activations, {:.3f} bits/weight",
+                                 g ? fmt::format("group {}", g) : std::string("per row"), 8 + 16.0 / (g ? g : 4096)));
+      t.push_back({name, text.back().c_str(), load_w8a8});
+    }
+    // FP8 E4M3/E5M2 and FP4 E2M1 codes with f16 group scales (kernels/lowbit_float.h).
+    for (auto [f, g] : LowFloatMatrix::all_formats()) {
+      text.push_back(LowFloatMatrix::format_name(f, g));
+      const char* name = text.back().c_str();
+      const int b = lowfloat_spec(f).bits();
+      text.push_back(fmt::format("FP{} {} codes, f16 scale per {}, {:.3f} bits/weight", b, lowfloat_spec(f).name,
+                                 g ? fmt::format("group of {}", g) : std::string("row"), b + 16.0 / (g ? g : 4096)));
+      t.push_back({name, text.back().c_str(), load_lowfloat});
+    }
     return t;
   }();
   return table;

@@ -38,6 +38,8 @@ const Command kCommands[] = {
      lmp::cmd_report},
     {"compare", "compare --model A --model-b B [--prompts FILE] [--max-new-tokens N] [--json]  greedy outputs, KL(A||B)",
      lmp::cmd_compare},
+    {"train", "train lora|qlora|peqa|qat|distill --model DIR [--teacher T] --data FILE --format docs|text --steps N [--lr] "
+              "[--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--resume CKPT] -o OUT", lmp::cmd_train},
 };
 
 void usage() {

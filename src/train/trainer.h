@@ -1,0 +1,70 @@
+// The training loop shared by `lmpress train lora|qat|distill`: batches of B windows of T+1 tokens drawn
+// from a token stream (seeded per step, so a resumed run draws the same batches), a loss (cross-entropy
+// on the next token, or a distillation loss against a teacher's logits, optionally plus TED hidden-state
+// alignment), backward, global-norm clipping, AdamW/Lion, and checkpoints (safetensors: trainable
+// tensors, optimizer moments, step) every ckpt_every steps and at the end.
+// A non-finite loss or gradient norm stops training with lmp::Error naming the step and the last good
+// checkpoint, which is left untouched.
+// Data sources besides a text file: text the teacher samples from BOS (LLM-QAT's data-free distillation,
+// Liu et al. 2023), teacher responses to a prompt file (black-box KD), and, per step with probability
+// `onpolicy`, sequences the student samples itself (GKD's on-policy data, Agarwal et al. 2024).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "eval/dataset.h"
+#include "train/losses.h"
+#include "train/optim.h"
+#include "train/tmodel.h"
+
+namespace lmp::train {
+
+// A token stream and, per position, whether predicting that token counts (mask 0 = prompt, not scored).
+struct TokenStream {
+  std::vector<int> ids;
+  std::vector<uint8_t> scored;  // empty = all scored
+};
+
+TokenStream stream_from_file(const Tokenizer& tok, const std::string& path, TextFormat fmt);
+// Sequences sampled from BOS (temperature, seeded), concatenated until n_tokens (each starts with BOS).
+TokenStream sample_stream(const Model& m, long n_tokens, int max_len, float temperature, uint64_t seed);
+// Black-box KD: per non-empty line of prompts_path, BOS + prompt + the teacher's greedy response (scored).
+TokenStream prompt_stream(const Model& teacher, const std::string& prompts_path, int max_new);
+// Throws lmp::Error "teacher and student tokenizers differ" unless vocab sizes, BOS/EOS and the ids of a few
+// probe strings agree.
+void check_same_tokenizer(const Model& teacher, const Model& student);
+
+struct TrainOptions {
+  int steps = 100, batch = 8, seqlen = 256;
+  uint64_t seed = 0;
+  OptimConfig optim;
+  LossKind loss = LossKind::CE;
+  double beta = 0.5;          // JSD β; CAKLD γ when > 0 is given, else estimated from the teacher
+  bool estimate_gamma = true;
+  double ce_weight = 0;       // distillation: + ce_weight · cross-entropy on the data
+  double ted_weight = 0;      // TED hidden-state alignment weight (0 = off)
+  double onpolicy = 0;        // GKD: probability a step trains on student samples
+  int ckpt_every = 100;
+  std::string ckpt;           // checkpoint path ("" = none)
+  std::string resume;         // checkpoint to resume from
+  int log_every = 10;
+  bool quiet = false;
+};
+
+struct TrainResult {
+  int steps_done = 0;
+  double first_loss = 0, last_loss = 0, seconds = 0, tokens_per_s = 0;
+  std::vector<double> losses;
+};
+
+// teacher may be null (cross-entropy). student_src is the Model the student was built from (used to export
+// the student for on-policy sampling).
+TrainResult train(TrainModel<float>& student, TrainModel<float>* teacher, const Model& student_src,
+                  const TokenStream& data, const TrainOptions& o);
+
+void save_checkpoint(const std::string& path, const TrainModel<float>& m, const Optimizer<float>& opt, int step,
+                     double loss);
+// Restores the trainable tensors and optimizer state; returns the step to continue from.
+int load_checkpoint(const std::string& path, TrainModel<float>& m, Optimizer<float>& opt);
+
+}  // namespace lmp::train

@@ -39,6 +39,22 @@ bool Targets::match(const std::string& name) const {
   return true;
 }
 
+void for_each_target(Block& b, int layer, const Targets& t,
+                     const std::function<void(LinearKind, const std::string&, Linear&)>& fn) {
+  for (int k = 0; k < kLinearsPerBlock; k++) {
+    const std::string name = linear_name(layer, LinearKind(k));
+    if (t.match(name)) fn(LinearKind(k), name, b.lin[size_t(k)]);
+  }
+}
+
+void rewrite_targets(Block& b, int layer, const Targets& t,
+                     const std::function<WeightPtr(LinearKind, const Linear&, const std::vector<float>& W)>& make) {
+  for_each_target(b, layer, t, [&](LinearKind k, const std::string&, Linear& lin) {
+    const std::vector<float> W = lin.w->dense();
+    lin.w = make(k, lin, W);
+  });
+}
+
 nlohmann::json Targets::to_json() const { return {{"targets", targets_src_}, {"ignore", ignore_src_}}; }
 
 }  // namespace lmp

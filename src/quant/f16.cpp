@@ -14,13 +14,10 @@ class F16Modifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      lin.w = DenseF16::from_f32(lin.out(), lin.in(), W.data());  // round to nearest even
-    }
+    rewrite_targets(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [](LinearKind, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+                      return DenseF16::from_f32(lin.out(), lin.in(), W.data());  // round to nearest even
+                    });
   }
 
  private:

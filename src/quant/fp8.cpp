@@ -44,13 +44,10 @@ class LowFloatModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      lin.w = quantize_lowfloat(W.data(), lin.out(), lin.in(), fmt_, group_, search_).q;
-    }
+    rewrite_targets(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+                      return quantize_lowfloat(W.data(), lin.out(), lin.in(), fmt_, group_, search_).q;
+                    });
   }
 
  private:

@@ -41,14 +41,11 @@ class LlmInt8Modifier final : public BlockModifier {
   std::string name() const override { return "llm_int8"; }
   StatsRequest stats_request() const override { return {false, true}; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      auto cols = llm_int8_outliers(ctx.stats.of(LinearKind(k)).abs_max, threshold_, frac_);
-      lin.w = OutlierW8A8Matrix::quantize(lin.out(), lin.in(), W.data(), std::move(cols));
-    }
+    rewrite_targets(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind k, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+                      auto cols = llm_int8_outliers(ctx.stats.of(k).abs_max, threshold_, frac_);
+                      return OutlierW8A8Matrix::quantize(lin.out(), lin.in(), W.data(), std::move(cols));
+                    });
   }
 
  private:

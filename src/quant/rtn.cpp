@@ -18,16 +18,13 @@ class RtnModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
-      Linear& lin = b.lin[size_t(k)];
-      if (const LowRankMatrix* lr = as_lowrank(*lin.w)) {  // a factorized Linear: quantize its two factors
-        lin.w = std::make_unique<LowRankMatrix>(quantize(lr->a()), quantize(lr->b()));
-        continue;
-      }
-      lin.w = quantize(*lin.w);
-    }
+    for_each_target(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind, const std::string&, Linear& lin) {
+                      if (const LowRankMatrix* lr = as_lowrank(*lin.w))  // a factorized Linear: quantize both factors
+                        lin.w = std::make_unique<LowRankMatrix>(quantize(lr->a()), quantize(lr->b()));
+                      else
+                        lin.w = quantize(*lin.w);
+                    });
   }
 
  private:

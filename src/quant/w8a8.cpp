@@ -17,12 +17,9 @@ int w8a8_group_from_stage(const nlohmann::json& st, const char* mod) {
 }
 
 void quantize_block_w8a8(Block& b, int layer, const Targets& targets, int group) {
-  for (int k = 0; k < kLinearsPerBlock; k++) {
-    if (!targets.match(linear_name(layer, LinearKind(k)))) continue;
-    Linear& lin = b.lin[size_t(k)];
-    std::vector<float> W = lin.w->dense();
-    lin.w = W8A8Matrix::quantize(lin.out(), lin.in(), W.data(), group);
-  }
+  rewrite_targets(b, layer, targets, [&](LinearKind, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+    return W8A8Matrix::quantize(lin.out(), lin.in(), W.data(), group);
+  });
 }
 
 namespace {

@@ -17,7 +17,11 @@ namespace lmp {
 struct BlockContext {
   Model& model;
   int layer;
-  const std::vector<std::vector<float>>& inputs;  // (N) × (L, C): the block's input residual streams
+  // (N) × (L, C): the block's input residual streams. Under data-parallel calibration (calib/dist.h) these
+  // are this rank's shard only; `stats` are always over all samples. A modifier that searches over inputs
+  // or run_block (AWQ) therefore sees rank-local samples, and the pipeline's cross-rank weight checksum
+  // then stops the run with a clear error: run such modifiers with one rank.
+  const std::vector<std::vector<float>>& inputs;
   const BlockStats& stats;
   int seqlen;
   // Runs block `layer` as it is now on sample s's input; out (L, C). Used by output-error searches (AWQ).

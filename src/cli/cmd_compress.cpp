@@ -8,6 +8,7 @@
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
+#include "calib/dist.h"
 #include "cli/commands.h"
 #include "compress/recipe.h"
 #include "core/error.h"
@@ -37,8 +38,12 @@ int run_and_save(const std::string& model_dir, const Recipe& recipe, const std::
   auto m = load_model(model_dir);
   size_t bytes_before = m->n_bytes();
   double bpw_before = m->linear_bits_per_weight();
-  CompressReport rep = run_recipe(*m, recipe, true);
-  save_model(*m, out);
+  CompressReport rep = run_recipe(*m, recipe, dist::is_root());
+  // Data parallel: every rank holds the same (checksummed) model; rank 0 alone writes it (tmp + rename)
+  // while the others wait, and only rank 0 reports.
+  if (dist::is_root()) save_model(*m, out);
+  dist::barrier();
+  if (!dist::is_root()) return 0;
   nlohmann::json j = {{"model", model_dir},
                       {"output", out},
                       {"recipe", recipe.json},
@@ -46,6 +51,7 @@ int run_and_save(const std::string& model_dir, const Recipe& recipe, const std::
                       {"calibration_samples", rep.nsamples},
                       {"calibration_seqlen", rep.seqlen},
                       {"peak_rss_bytes", peak_rss_bytes()},
+                      {"ranks", dist::size()},
                       {"bytes_before", bytes_before},
                       {"bytes", m->n_bytes()},
                       {"params", m->n_params()},

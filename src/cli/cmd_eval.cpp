@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "calib/dist.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -31,7 +32,9 @@ static int eval_ppl(int argc, char** argv) {
   double t0 = now_seconds();
   std::vector<int> ids = tokenize_file(m->tokenizer(), data, fmt);
   double tok_s = now_seconds() - t0;
+  o.progress = o.progress && dist::is_root();
   PplResult r = perplexity(*m, ids, o);
+  if (!dist::is_root()) return 0;  // data parallel: rank 0 holds the ordered total and prints
   nlohmann::json j = {{"ppl", r.ppl},         {"nll", r.nll},         {"tokens", r.tokens},
                       {"windows", r.windows}, {"scored", r.scored},   {"ctx", o.ctx},
                       {"stride", o.stride > 0 ? o.stride : o.ctx},    {"format", text_format_name(fmt)},
@@ -39,7 +42,7 @@ static int eval_ppl(int argc, char** argv) {
                       {"tokens_per_s", r.tokens_per_s},               {"tokenize_s", tok_s},
                       {"bytes", m->n_bytes()}, {"params", m->n_params()},
                       {"linear_bits_per_weight", m->linear_bits_per_weight()},
-                      {"kv_bits", o.kv.bits}, {"kv_pre_rope", o.kv.pre_rope}};
+                      {"kv_bits", o.kv.bits}, {"kv_pre_rope", o.kv.pre_rope}, {"ranks", dist::size()}};
   if (json)
     print_json(j);
   else

@@ -3,6 +3,7 @@
 // before/after table (bytes, bits per weight, perplexity, decode and prefill tokens/s).
 #include <cstdio>
 
+#include "calib/dist.h"
 #include "cli/commands.h"
 #include "compress/recipe.h"
 #include "core/error.h"
@@ -66,6 +67,7 @@ int cmd_run(int argc, char** argv) {
   int ctx = int(a.integer("ctx", 512));
   bool json = a.flag("json");
   a.finish();
+  check(dist::size() == 1, "run: not data-parallel; run it without mpirun (compress/quantize/prune/factorize and eval ppl are)");
   Recipe recipe = load_recipe_file(recipe_path);
   auto m = load_model(dir);
   ctx = std::min(ctx, m->cfg.max_pos);

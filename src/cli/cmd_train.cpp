@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "calib/dist.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -117,6 +118,7 @@ int cmd_train(int argc, char** argv) {
   po.max_windows = int(a.integer("eval-windows", 0));
   po.progress = false;
   a.finish();
+  check(dist::size() == 1, "train: not data-parallel; run it without mpirun (compress/quantize/prune/factorize and eval ppl are)");
   check(!data.empty() || data_free > 0 || !prompts.empty(), "missing option --data (or --data-free N / --prompts FILE)");
 
   auto src = load_model(student_dir);

@@ -5,6 +5,7 @@
 #include <exception>
 #include <new>
 
+#include "calib/dist.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -62,19 +63,27 @@ int main(int argc, char** argv) {
     usage();
     return argc < 2 ? 2 : 0;
   }
+  // Under mpirun (an -DLMP_MPI=ON build) every rank runs the command data-parallel (calib/dist.h). A rank
+  // that fails ends all ranks (MPI_Abort) after printing its message: nothing is half-written, since only
+  // rank 0 saves, atomically, after every rank is done.
+  lmp::dist::init(&argc, &argv);
+  auto fail_all = [](const char* msg) {
+    if (lmp::dist::size() > 1) lmp::dist::abort(msg);
+    std::fprintf(stderr, "lmpress: error: %s\n", msg);
+    return 2;
+  };
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {
-      return c.run(argc, argv);
+      int rc = c.run(argc, argv);
+      lmp::dist::finalize();
+      return rc;
     } catch (const lmp::Error& e) {
-      std::fprintf(stderr, "lmpress: error: %s\n", e.what());
-      return 2;
+      return fail_all(e.what());
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "lmpress: error: out of memory\n");
-      return 2;
+      return fail_all("out of memory");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "lmpress: error: %s\n", e.what());
-      return 2;
+      return fail_all(e.what());
     }
   }
   std::fprintf(stderr, "lmpress: error: unknown command '%s' (lmpress --help lists them)\n", argv[1]);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <omp.h>
 
+#include "calib/dist.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/forward.h"
@@ -28,9 +29,15 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
   const int V = m.cfg.vocab;
 
   // Windows run in parallel, one per thread, with single-threaded kernels inside.
-  std::vector<double> nll(size_t(nwin), 0.0);
-  std::vector<long> scored(size_t(nwin), 0);
-  Progress prog("ppl windows", nwin, "tok");
+  // Data parallel (calib/dist.h): this rank runs a contiguous shard of the windows; the per-window NLL sums
+  // are gathered on rank 0 in window order and added there as with one rank (bit-identical).
+  const dist::Range shard = dist::my_shard(nwin);
+  check(nwin >= dist::size(), "perplexity: {} ranks but only {} windows", dist::size(), nwin);
+  const long nloc = long(shard.size()), w0 = long(shard.begin);
+  std::vector<double> nll(size_t(nloc), 0.0);
+  std::vector<long> scored(size_t(nloc), 0);
+  const bool show = opt.progress && dist::is_root();
+  Progress prog("ppl windows", nloc, "tok");
   long done = 0;
   double t0 = now_seconds();
   int blas_threads = openblas_get_num_threads();
@@ -42,7 +49,8 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
     KVCache cache(m.cfg, ctx, opt.kv);
     std::vector<float> logits(size_t(ctx) * V);
 #pragma omp for schedule(dynamic, 1)
-    for (long w = 0; w < nwin; w++) {
+    for (long i = 0; i < nloc; i++) {
+      const long w = w0 + i;
       try {
         const int* x = ids.data() + w * stride;
         cache.clear();
@@ -59,26 +67,36 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
         int first = w == 0 ? 0 : std::max(0, ctx - 1 - stride);
         double s = 0;
         for (int t = first; t < ctx - 1; t++) s += token_nll(logits.data() + size_t(t) * V, V, x[t + 1]);
-        nll[size_t(w)] = s;
-        scored[size_t(w)] = ctx - 1 - first;
+        nll[size_t(i)] = s;
+        scored[size_t(i)] = ctx - 1 - first;
       } catch (...) {
 #pragma omp critical
         err = std::current_exception();
       }
 #pragma omp atomic
       done++;
-      if (opt.progress && omp_get_thread_num() == 0) prog.update(done, done * ctx);
+      if (show && omp_get_thread_num() == 0) prog.update(done, done * ctx);
     }
   }
   openblas_set_num_threads(blas_threads);
   if (err) std::rethrow_exception(err);
-  if (opt.progress) prog.finish();
+  if (show) prog.finish();
   PplResult r;
   double total = 0;
-  for (long w = 0; w < nwin; w++) {
-    total += nll[size_t(w)];  // fixed order: the sum does not depend on thread scheduling
-    r.scored += scored[size_t(w)];
+  long n_scored = 0;
+  for (long s : scored) n_scored += s;
+  std::vector<double> all = dist::gather_ordered(nll, nwin);  // rank 0: every window's NLL in window order
+  for (long w = 0; w < long(all.size()); w++)
+    total += all[size_t(w)];  // fixed order: the sum does not depend on thread scheduling or rank count
+  double sums[2] = {total, double(n_scored)};
+  if (dist::size() > 1) {
+    double sc = double(n_scored);
+    dist::allreduce_sum(&sc, 1);   // token counts are integers: exact in any order
+    sums[1] = sc;
+    dist::broadcast(sums, 1);      // rank 0's ordered total to every rank
   }
+  total = sums[0];
+  r.scored = long(sums[1]);
   r.nll = total / double(r.scored);
   r.ppl = std::exp(r.nll);
   r.tokens = long(ids.size());

@@ -7,6 +7,7 @@
 
 #include "calib/dist.h"
 #include "cli/commands.h"
+#include "compress/recipe.h"
 #include "core/error.h"
 
 namespace {
@@ -33,8 +34,9 @@ const Command kCommands[] = {
               "  lmpress bench matvec --rows R --cols C --format f32|f16|int4_g128_asym|q4_K|... [--n N] [--cold] [--json]",
      lmp::cmd_bench},
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
-    {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
-                 "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"quantize", "quantize --model DIR --method rtn|gptq|awq|f16|w8a8|smoothquant|llm_int8|fp8|fp4 --bits B --group G "
+                 "[--sym] [--act-order] [--alpha A] [--calib FILE --calib-format docs|text --nsamples N --seqlen L] -o OUT",
+     lmp::cmd_quantize},
     {"roofline", "roofline [--model DIR] [--stream-mib N] [--reps N] [--json]  bandwidth, peak FLOP/s, model vs roof",
      lmp::cmd_roofline},
     {"report", "report RUN_OR_MODEL... -o report.html [--png-dir D] [--title T]  one self-contained page with plots",
@@ -54,6 +56,9 @@ const Command kCommands[] = {
 void usage() {
   std::fprintf(stderr, "usage: lmpress <command> [options]\ncommands:\n");
   for (const auto& c : kCommands) std::fprintf(stderr, "  lmpress %s\n", c.usage);
+  // The recipe modifiers, from the one table that builds them (compress/recipe.cpp).
+  std::fprintf(stderr, "recipe modifiers (stage \"modifier\"; quantize/prune/factorize --method):\n");
+  for (const auto& m : lmp::modifier_table()) std::fprintf(stderr, "  %-12s %-13s %s\n", m.name, m.family, m.description);
 }
 
 }  // namespace

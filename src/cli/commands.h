@@ -15,6 +15,7 @@ int cmd_synth(int argc, char** argv);
 int cmd_roofline(int argc, char** argv);
 int cmd_report(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
+int cmd_prune_structured(int argc, char** argv);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

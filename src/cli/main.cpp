@@ -32,6 +32,9 @@ const Command kCommands[] = {
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},
     {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
                  "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
+    {"prune-structured", "prune-structured --model DIR --method depth|flap|slicegpt --sparsity S --calib FILE|random "
+                         "[--calib-format docs] [--nsamples N --seqlen L] -o OUT [--json]   remove heads/channels/blocks/width",
+     lmp::cmd_prune_structured},
     {"roofline", "roofline [--model DIR] [--stream-mib N] [--reps N] [--json]  bandwidth, peak FLOP/s, model vs roof",
      lmp::cmd_roofline},
     {"report", "report RUN_OR_MODEL... -o report.html [--png-dir D] [--title T]  one self-contained page with plots",

@@ -128,7 +128,7 @@ TEST(Flap, ParameterCountMatchesPlanAndWidths) {
   auto m = tiny("flap_params", s);
   auto orig = tiny("flap_params_orig", s);
   const int64_t before = m->n_params();
-  FlapPlan p = flap_prune(*m, random_samples(6, 16, s.vocab, 1), 0.3, true, false);
+  FlapPlan p = flap_prune(*m, random_samples(6, 16, s.vocab, 1), 0.3, true, FlapScope::Layer, false);
   EXPECT_GT(p.removed_params, 0);
   EXPECT_LE(std::abs(p.removed_params - p.target_params), 8 * 32 * 3);  // within half the largest unit
   int biases = 0;
@@ -212,7 +212,8 @@ TEST(Flap, BadInputs) {
   empty_mlp.keep_channels[0].clear();
   EXPECT_THROW(flap_apply(*m, st, empty_mlp), Error);
   // Even at 99% every layer keeps a KV group and an MLP channel.
-  FlapPlan most = flap_plan(*m, st, 0.99);
+  EXPECT_THROW(parse_flap_scope("row"), Error);
+  FlapPlan most = flap_plan(*m, st, 0.99, FlapScope::Global);
   for (int l = 0; l < 3; l++) {
     EXPECT_GE(most.keep_groups[size_t(l)].size(), 1u);
     EXPECT_GE(most.keep_channels[size_t(l)].size(), 1u);
@@ -335,7 +336,7 @@ TEST(Stories260K, Flap20) {
   std::string data = LMP_REQUIRE_SHARED("data/tinystories");
   Real r = real_setup(dir, data);
   auto orig = load_model(dir);
-  FlapPlan p = flap_prune(*r.m, r.calib, 0.2, true, false);
+  FlapPlan p = flap_prune(*r.m, r.calib, 0.2, true, FlapScope::Layer, false);
   EXPECT_EQ(r.m->n_params(), expected_params(*r.m, *orig));
   EXPECT_NEAR(double(p.removed_params) / double(p.prunable_params), 0.2, 0.01);
   double ppl = eval_ppl(*r.m, r.eval_ids);

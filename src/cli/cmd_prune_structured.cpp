@@ -1,6 +1,6 @@
 // lmpress prune-structured --model DIR --method depth|flap|slicegpt --sparsity S
 //                          --calib FILE|random --calib-format docs|text --nsamples N --seqlen L [--seed S]
-//                          [--no-bias-compensation] -o OUT [--json]
+//                          [--no-bias-compensation] [--flap-scope layer|global] -o OUT [--json]
 // Structured pruning that removes work (prune/depth.h, prune/flap.h, prune/slicegpt.h). These act across
 // blocks (a global ranking, a chain of rotations), so they run as whole-model passes rather than through the
 // per-block recipe pipeline; the recipe is still recorded in the output (quantization_config.recipe).
@@ -41,13 +41,15 @@ int cmd_prune_structured(int argc, char** argv) {
   std::string dir = a.required("model"), out = a.required("output"), method = a.required("method");
   double sparsity = a.real("sparsity", 0.2);
   bool compensate = !a.flag("no-bias-compensation"), json = a.flag("json");
+  std::string scope = a.str("flap-scope", "layer");
   nlohmann::json calib = calibration_from_args(a);
   a.finish();
   check(method == "depth" || method == "flap" || method == "slicegpt",
         "--method '{}': want depth, flap or slicegpt", method);
   check_sparsity(sparsity, "--sparsity");
   nlohmann::json stage = {{"modifier", method}, {"sparsity", sparsity}};
-  if (method == "flap") stage["bias_compensation"] = compensate;
+  FlapScope flap_scope = parse_flap_scope(scope);
+  if (method == "flap") stage["bias_compensation"] = compensate, stage["scope"] = scope;
 
   auto m = load_model(dir);
   const int64_t params_before = m->n_params();
@@ -62,7 +64,7 @@ int cmd_prune_structured(int argc, char** argv) {
     DepthReport r = depth_prune(*m, samples, sparsity);
     detail = {{"removed_blocks", r.removed}, {"calib_nll", r.base_nll}, {"calib_nll_without_block", r.nll_without}};
   } else if (method == "flap") {
-    FlapPlan p = flap_prune(*m, samples, sparsity, compensate);
+    FlapPlan p = flap_prune(*m, samples, sparsity, compensate, flap_scope);
     detail = {{"projection_params", p.prunable_params},
               {"target_removed", p.target_params},
               {"removed", p.removed_params},

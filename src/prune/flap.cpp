@@ -132,6 +132,12 @@ void standardize(std::vector<std::vector<double>>& s) {
     for (double& x : v) x = sd > 0 ? (x - mean) / sd : 0.0;
 }
 
+void standardize_one(std::vector<double>& v) {
+  std::vector<std::vector<double>> one{std::move(v)};
+  standardize(one);
+  v = std::move(one[0]);
+}
+
 struct Unit {
   double score;
   int layer, index;
@@ -141,7 +147,13 @@ struct Unit {
 
 }  // namespace
 
-FlapPlan flap_plan(const Model& m, const FlapStats& st, double sparsity) {
+FlapScope parse_flap_scope(const std::string& s) {
+  if (s == "layer") return FlapScope::Layer;
+  if (s == "global") return FlapScope::Global;
+  fail("FLAP: standardization scope '{}': want layer or global", s);
+}
+
+FlapPlan flap_plan(const Model& m, const FlapStats& st, double sparsity, FlapScope scope) {
   check_sparsity(sparsity, "FLAP");
   const ModelConfig& c = m.cfg;
   const int nL = c.n_layers, hs = c.head_dim;
@@ -152,8 +164,12 @@ FlapPlan flap_plan(const Model& m, const FlapStats& st, double sparsity) {
     attn[size_t(l)] = wifv(m.blocks[size_t(l)].at(LinearKind::O), st.o_var[size_t(l)]);
     mlp[size_t(l)] = wifv(m.blocks[size_t(l)].at(LinearKind::Down), st.down_var[size_t(l)]);
   }
-  standardize(attn);
-  standardize(mlp);
+  if (scope == FlapScope::Global) {
+    standardize(attn);
+    standardize(mlp);
+  } else {
+    for (int l = 0; l < nL; l++) standardize_one(attn[size_t(l)]), standardize_one(mlp[size_t(l)]);
+  }
   FlapPlan p;
   std::vector<Unit> units;
   std::vector<int> groups_left(static_cast<size_t>(nL)), channels_left(static_cast<size_t>(nL));
@@ -270,10 +286,11 @@ void flap_apply(Model& m, const FlapStats& st, const FlapPlan& p, bool bias_comp
   sync_layer_widths(m);
 }
 
-FlapPlan flap_prune(Model& m, const Samples& samples, double sparsity, bool bias_compensation, bool progress) {
+FlapPlan flap_prune(Model& m, const Samples& samples, double sparsity, bool bias_compensation, FlapScope scope,
+                    bool progress) {
   check_sparsity(sparsity, "FLAP");
   FlapStats st = flap_statistics(m, samples, progress);
-  FlapPlan p = flap_plan(m, st, sparsity);
+  FlapPlan p = flap_plan(m, st, sparsity, scope);
   flap_apply(m, st, p, bias_compensation);
   return p;
 }

@@ -15,11 +15,16 @@
 namespace lmp {
 
 int cmd_prune(int argc, char** argv) {
+  // Structured methods remove whole blocks, heads, channels or dimensions: a whole-model pass of their own.
+  for (int i = 2; i + 1 < argc; i++)
+    if (std::string(argv[i]) == "--method" &&
+        (std::string(argv[i + 1]) == "depth" || std::string(argv[i + 1]) == "flap" || std::string(argv[i + 1]) == "slicegpt"))
+      return cmd_prune_structured(argc, argv);
   Args a(argc, argv, 2, {"json", "owl", "sym", "print-recipe"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "wanda");
   check(method == "magnitude" || method == "wanda" || method == "sparsegpt" || method == "dsnot",
-        "--method {}: want magnitude, wanda, sparsegpt or dsnot", method);
+        "--method {}: want magnitude, wanda, sparsegpt, dsnot, flap, slicegpt or depth", method);
   nlohmann::json stage = {{"modifier", method},
                           {"values", a.str("values", "f32")},
                           {"sparse_min", a.real("sparse-min", 0.3)},

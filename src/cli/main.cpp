@@ -37,6 +37,8 @@ const Command kCommands[] = {
     {"quantize", "quantize --model DIR --method rtn|gptq|awq|f16|w8a8|smoothquant|llm_int8|fp8|fp4 --bits B --group G "
                  "[--sym] [--act-order] [--alpha A] [--calib FILE --calib-format docs|text --nsamples N --seqlen L] -o OUT",
      lmp::cmd_quantize},
+    {"quantize", "quantize --model DIR --method rtn|gptq --bits B --group G [--sym] [--act-order] [--calib FILE "
+                 "--calib-format docs|text --nsamples N --seqlen L] -o OUT", lmp::cmd_quantize},
     {"roofline", "roofline [--model DIR] [--stream-mib N] [--reps N] [--json]  bandwidth, peak FLOP/s, model vs roof",
      lmp::cmd_roofline},
     {"report", "report RUN_OR_MODEL... -o report.html [--png-dir D] [--title T]  one self-contained page with plots",
@@ -45,7 +47,7 @@ const Command kCommands[] = {
      lmp::cmd_compare},
     {"factorize", "factorize --model DIR --method svd|asvd|laser|lplr --ratio R [--alpha A] [--allocate] [--bits B] "
                   "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
-    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot --sparsity P [--nm 2:4] [--owl] [--bits 4] "
+    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot|flap|slicegpt|depth --sparsity P [--nm 2:4] [--owl] [--bits 4] "
               "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
     {"export", "export --model DIR --format gguf|gptq -o OUT [--type auto|f32|f16|q8_0|q4_0|q4_k] [--strict] [--json]",
      lmp::cmd_export},

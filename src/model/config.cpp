@@ -100,6 +100,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& p
               int(c.layer_intermediate.size()) == c.n_layers,
           "{}: lmpress per-layer widths must have num_hidden_layers entries", path);
   }
+  c.residual_shortcuts = optional<bool>(j, "lmpress_residual_shortcuts", false, path);
   return c;
 }
 
@@ -147,6 +148,7 @@ nlohmann::json ModelConfig::to_json() const {
     j["lmpress_layer_kv_heads"] = layer_kv_heads;
     j["lmpress_layer_intermediate"] = layer_intermediate;
   }
+  if (residual_shortcuts) j["lmpress_residual_shortcuts"] = true;
   return j;
 }
 

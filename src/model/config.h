@@ -40,6 +40,8 @@ struct ModelConfig {
   int bos_id = 1, eos_id = 2;
   // Per-layer widths after structured pruning; empty = uniform (n_heads / n_kv_heads / intermediate).
   std::vector<int> layer_heads, layer_kv_heads, layer_intermediate;
+  // SliceGPT: every block carries residual shortcut matrices (Block::attn_shortcut / mlp_shortcut).
+  bool residual_shortcuts = false;
 
   int heads(int l) const { return layer_heads.empty() ? n_heads : layer_heads[l]; }
   int kv_heads(int l) const { return layer_kv_heads.empty() ? n_kv_heads : layer_kv_heads[l]; }

@@ -91,6 +91,16 @@ static void attention(const float* q, int n, int pos0, int H, int KV, int hs, co
   }
 }
 
+// x (n, C) = S·x + y: the residual add, through the residual shortcut S when the block has one (SliceGPT).
+static void residual_add(const Linear& shortcut, float* x, const float* y, size_t nC, int n, std::vector<float>& tmp) {
+  if (shortcut.w) {
+    grow(tmp, nC);
+    shortcut.forward(x, n, tmp.data());
+    std::copy_n(tmp.data(), nC, x);
+  }
+  for (size_t i = 0; i < nC; i++) x[i] += y[i];
+}
+
 static inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 void Forward::block(int l, float* x, int n, KVCache& cache, const LinearHook* hook) {
@@ -129,7 +139,7 @@ void Forward::block(int l, float* x, int n, KVCache& cache, const LinearHook* ho
   }
   attention(q_.data(), n, pos0, H, KV, hs, cache, l, att_.data());
   run(LinearKind::O, att_.data(), o_.data());
-  for (size_t i = 0; i < size_t(n) * C; i++) x[i] += o_[i];
+  residual_add(b.attn_shortcut, x, o_.data(), size_t(n) * C, n, g_);  // g_ is free until the MLP
 
   // MLP: x += down(silu(gate(h)) * up(h)) with h = rmsnorm(x)
   rmsnorm(x, b.ffn_norm.data(), c.rms_eps, n, C, h_.data());
@@ -137,7 +147,7 @@ void Forward::block(int l, float* x, int n, KVCache& cache, const LinearHook* ho
   run(LinearKind::Up, h_.data(), u_.data());
   for (size_t i = 0; i < size_t(n) * F; i++) g_[i] = silu(g_[i]) * u_[i];
   run(LinearKind::Down, g_.data(), o_.data());
-  for (size_t i = 0; i < size_t(n) * C; i++) x[i] += o_[i];
+  residual_add(b.mlp_shortcut, x, o_.data(), size_t(n) * C, n, u_);  // u_ is free after down
 }
 
 void Forward::embed(const int* ids, int n, float* x) const {

@@ -45,7 +45,10 @@ inline int encode(float x, float s, float m, int bits) {
 KVCache::KVCache(const ModelConfig& cfg, int capacity, const KVQuantOptions& q)
     : capacity_(capacity), hs_(cfg.head_dim), layers_(cfg.n_layers), kv_heads_(0), q_(q) {
   check_kv_options(q, "KV cache");
-  for (int l = 0; l < cfg.n_layers; l++) kv_heads_ = std::max(kv_heads_, cfg.kv_heads(l));
+  for (int l = 0; l < cfg.n_layers; l++) {
+    layer_kv_.push_back(cfg.kv_heads(l));
+    kv_heads_ = std::max(kv_heads_, cfg.kv_heads(l));
+  }
   q_.value_group = std::min(q_.value_group, hs_);
   vgroups_ = (hs_ + q_.value_group - 1) / q_.value_group;
   heads_.resize(size_t(layers_) * kv_heads_);
@@ -61,7 +64,7 @@ KVCache::~KVCache() { delete rope_; }
 
 KVCache::KVCache(const KVCache& o)
     : capacity_(o.capacity_), hs_(o.hs_), layers_(o.layers_), kv_heads_(o.kv_heads_), len_(o.len_), qlen_(o.qlen_),
-      vgroups_(o.vgroups_), q_(o.q_), heads_(o.heads_), rope_(o.rope_ ? new Rope(*o.rope_) : nullptr) {}
+      vgroups_(o.vgroups_), layer_kv_(o.layer_kv_), q_(o.q_), heads_(o.heads_), rope_(o.rope_ ? new Rope(*o.rope_) : nullptr) {}
 
 void KVCache::clear() {
   len_ = qlen_ = 0;
@@ -73,7 +76,7 @@ void KVCache::clear() {
 void KVCache::store(int layer, int pos, const float* k, const float* v) {
   check(pos >= len_ && pos < capacity_, "KV cache: position {} outside [{}, {})", pos, len_, capacity_);
   const size_t off = size_t(pos - qlen_) * hs_;
-  for (int g = 0; g < kv_heads_; g++) {
+  for (int g = 0; g < layer_kv_[size_t(layer)]; g++) {
     Head& h = head(layer, g);
     if (h.tk.size() < off + hs_) h.tk.resize(off + hs_), h.tv.resize(off + hs_);
     std::memcpy(&h.tk[off], k + size_t(g) * hs_, sizeof(float) * hs_);
@@ -85,7 +88,8 @@ void KVCache::advance(int n) {
   len_ += n;
   if (!q_.quantized()) return;
   while (len_ - qlen_ >= q_.residual + q_.group_tokens) {
-    for (auto& h : heads_) quantize_chunk(h);
+    for (int l = 0; l < layers_; l++)
+      for (int g = 0; g < layer_kv_[size_t(l)]; g++) quantize_chunk(head(l, g));
     qlen_ += q_.group_tokens;
   }
 }
@@ -195,7 +199,11 @@ void KVCache::attend(int layer, int kv_head, const float* q, int t, float scale,
 size_t KVCache::bytes() const {
   size_t b = 0;
   const size_t tail = size_t(len_ - qlen_) * hs_ * sizeof(float) * 2;
-  for (const auto& h : heads_) b += tail + h.kc.size() + h.vc.size() + (h.kp.size() + h.vp.size()) * sizeof(f16_t);
+  for (int l = 0; l < layers_; l++)
+    for (int g = 0; g < layer_kv_[size_t(l)]; g++) {
+      const Head& h = head(l, g);
+      b += tail + h.kc.size() + h.vc.size() + (h.kp.size() + h.vp.size()) * sizeof(f16_t);
+    }
   return b;
 }
 

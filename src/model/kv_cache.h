@@ -66,6 +66,7 @@ class KVCache {
   void value(const Head& h, int j, float* v) const;
 
   int capacity_, hs_, layers_, kv_heads_, len_ = 0, qlen_ = 0, vgroups_;
+  std::vector<int> layer_kv_;  // kv heads of each layer (≤ kv_heads_ after structured pruning)
   KVQuantOptions q_;
   std::vector<Head> heads_;
   Rope* rope_ = nullptr;  // for pre_rope keys

@@ -30,6 +30,8 @@ int64_t Model::n_params() const {
   for (const auto& b : blocks) {
     n += int64_t(b.attn_norm.size() + b.ffn_norm.size());
     for (const auto& l : b.lin) n += l.w->n_params() + int64_t(l.bias.size());
+    for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
+      if (s->w) n += s->w->n_params();
   }
   return n;
 }
@@ -40,6 +42,8 @@ size_t Model::n_bytes() const {
   for (const auto& b : blocks) {
     n += (b.attn_norm.size() + b.ffn_norm.size()) * 4;
     for (const auto& l : b.lin) n += l.w->nbytes() + l.bias.size() * 4;
+    for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
+      if (s->w) n += s->w->nbytes();
   }
   return n;
 }
@@ -86,7 +90,9 @@ static Linear load_linear(const Checkpoint& ck, const std::string& prefix, const
     lin.w = load_dense_weight(ck, prefix);
   check(lin.w->rows() == out && lin.w->cols() == in, "{}: {} has shape [{}, {}], config wants [{}, {}]", ck.where(),
         prefix, lin.w->rows(), lin.w->cols(), out, in);
-  if (bias) lin.bias = load_vector(ck, prefix + ".bias", out);
+  // Biases: required for q/k/v when the architecture has them; any other projection may carry one
+  // (FLAP's bias compensation on o_proj/down_proj).
+  if (bias || ck.has(prefix + ".bias")) lin.bias = load_vector(ck, prefix + ".bias", out);
   return lin;
 }
 
@@ -123,6 +129,10 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
     for (int k = 0; k < kLinearsPerBlock; k++) {
       bool bias = c.qkv_bias && k <= int(LinearKind::V);
       b.lin[size_t(k)] = load_linear(ck, linear_name(l, LinearKind(k)), qlayers, shapes[k][0], shapes[k][1], bias);
+    }
+    if (c.residual_shortcuts) {
+      b.attn_shortcut = load_linear(ck, p + "attn_shortcut", qlayers, C, C, false);
+      b.mlp_shortcut = load_linear(ck, p + "mlp_shortcut", qlayers, C, C, false);
     }
     m->blocks.push_back(std::move(b));
   }
@@ -170,6 +180,13 @@ void save_model(const Model& m, const std::string& out_dir) {
         if (spec.value("format", "f32") != "f32") layers[name] = spec;
         if (!lin.bias.empty()) w.add_f32(name + ".bias", {lin.out()}, lin.bias.data());
       }
+      check(c.residual_shortcuts == bool(b.attn_shortcut.w) && c.residual_shortcuts == bool(b.mlp_shortcut.w),
+            "save {}: block {} residual shortcuts do not match config.residual_shortcuts", out_dir, l);
+      for (const auto& [sc, tag] : {std::pair{&b.attn_shortcut, "attn_shortcut"}, std::pair{&b.mlp_shortcut, "mlp_shortcut"}})
+        if (sc->w) {
+          nlohmann::json spec = sc->w->save(w, p + tag);
+          if (spec.value("format", "f32") != "f32") layers[p + tag] = spec;
+        }
     }
     if (!c.tie_embeddings) {
       nlohmann::json spec = m.lm_head.w->save(w, "lm_head");

@@ -37,6 +37,10 @@ struct Block {
   std::vector<float> attn_norm;  // (C)
   std::vector<float> ffn_norm;   // (C)
   std::array<Linear, kLinearsPerBlock> lin;
+  // SliceGPT (prune/slicegpt.h): the residual is multiplied by these (C, C) matrices before the attention /
+  // MLP output is added, because consecutive sites live in different rotated bases. Absent (w null) = identity;
+  // present only when cfg.residual_shortcuts.
+  Linear attn_shortcut, mlp_shortcut;
   Linear& at(LinearKind k) { return lin[int(k)]; }
   const Linear& at(LinearKind k) const { return lin[int(k)]; }
 };

@@ -21,6 +21,7 @@ int cmd_export(int argc, char** argv);
 // `export --format gguf`: reads --model, -o, --type, --json from a (after the caller read --format).
 int export_gguf_main(const Args& a);
 int cmd_train(int argc, char** argv);
+int cmd_search(int argc, char** argv);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

@@ -154,8 +154,15 @@ KnapsackResult choose_under_budget(const std::vector<std::vector<int64_t>>& cost
     }
     dp.swap(nx);
   }
-  check(dp[size_t(cap)] < inf, "search: budget {} bytes cannot be met in units of {} bytes", budget, r.unit);
   r.choice.assign(n, 0);
+  if (!(dp[size_t(cap)] < inf)) {  // costs rounded up to units overflow the budget: the cheapest options fit
+    for (size_t i = 0; i < n; i++) {
+      r.choice[i] = int(std::min_element(cost[i].begin(), cost[i].end()) - cost[i].begin());
+      r.bytes += cost[i][size_t(r.choice[i])];
+      r.loss += loss[i][size_t(r.choice[i])];
+    }
+    return r;
+  }
   int64_t c = cap;
   for (size_t i = n; i-- > 0;) {
     int o = pick[i][size_t(c)];

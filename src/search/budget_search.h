@@ -51,8 +51,8 @@ struct KnapsackResult {
 };
 
 // Exact multiple-choice knapsack: minimise Σ loss[i][choice_i] s.t. Σ cost[i][choice_i] ≤ budget, by DP over
-// ⌈budget / unit⌉ units with unit = max(1, ⌈budget / max_units⌉) (costs rounded up). Throws lmp::Error when
-// even the cheapest options do not fit.
+// ⌊budget / unit⌋ units with unit = max(1, ⌈budget / max_units⌉) (costs rounded up; should that overflow, the
+// cheapest option of every item). Throws lmp::Error when even the cheapest options do not fit.
 KnapsackResult choose_under_budget(const std::vector<std::vector<int64_t>>& cost,
                                    const std::vector<std::vector<double>>& loss, int64_t budget,
                                    int64_t max_units = int64_t(1) << 20);

@@ -22,6 +22,7 @@ int cmd_export(int argc, char** argv);
 int export_gguf_main(const Args& a);
 int cmd_train(int argc, char** argv);
 int cmd_prune_structured(int argc, char** argv);
+int cmd_search(int argc, char** argv);
 
 // Shared by the compression shortcuts (cmd_compress.cpp).
 nlohmann::json calibration_from_args(const Args& a);

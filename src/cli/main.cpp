@@ -51,6 +51,8 @@ const Command kCommands[] = {
               "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
     {"export", "export --model DIR --format gguf|gptq -o OUT [--type auto|f32|f16|q8_0|q4_0|q4_k] [--strict] [--json]",
      lmp::cmd_export},
+    {"search", "search --model DIR --budget 3.5bpw [--method rtn|gptq] [--candidates 2,3,4,8] [--groups 32,128] --calib FILE "
+               "[--nsamples 4 --seqlen 256] [--eval FILE --max-windows N] -o OUT   budgeted per-Linear bits/group", lmp::cmd_search},
     {"train", "train lora|qlora|peqa|qat|distill --model DIR [--teacher T] --data FILE --format docs|text --steps N [--lr] "
               "[--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--resume CKPT] -o OUT", lmp::cmd_train},
 };

@@ -5,6 +5,8 @@
 //   weight-activation methods: --method w8a8|smoothquant|llm_int8 (int8 weights, per-row unless --group;
 //   --alpha A [--alpha-search] for smoothquant, --outlier-threshold T | --outlier-frac F for llm_int8),
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
+//   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
+//   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -93,6 +95,10 @@ int cmd_quantize(int argc, char** argv) {
   if (auto t = a.opt("outlier-threshold")) stage["threshold"] = a.real("outlier-threshold", 6.0);
   if (auto f = a.opt("outlier-frac")) stage["outlier_frac"] = a.real("outlier-frac", 0.0);
   if (auto f = a.opt("fp")) stage["fp"] = *f;
+  if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
+  if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  // bcq/squeezellm: per-row tables unless --group is given
+  if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   targets_from_args(a, stage);
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
   bool json = a.flag("json"), print = a.flag("print-recipe");

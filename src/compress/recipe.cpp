@@ -12,6 +12,9 @@
 #include "prune/sparsegpt.h"
 #include "prune/wanda.h"
 #include "quant/awq.h"
+#include "quant/bcq.h"
+#include "quant/owq.h"
+#include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
 #include "quant/gptq.h"
@@ -45,6 +48,11 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"llm_int8", "quantization", "LLM.int8(): outlier input columns kept f16, the rest int8 x int8",
        make_llm_int8_modifier},
       {"fp8", "quantization", "FP8 E4M3/E5M2 weights, f16 group scales, exponent-bias search", make_fp8_modifier},
+      {"squeezellm", "quantization", "SqueezeLLM: Hessian-diag-weighted k-means LUT per row (+ sparse outliers)",
+       make_squeezellm_modifier},
+      {"bcq", "quantization", "BCQ: binary-coding planes (greedy + alternating LS), LUT-GEMM kernel", make_bcq_modifier},
+      {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
+       make_owq_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
   };
   return t;

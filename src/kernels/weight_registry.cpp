@@ -6,9 +6,11 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/colsplit.h"
 #include "kernels/dense.h"
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
+#include "kernels/lut.h"
 #include "kernels/qint.h"
 #include "kernels/sparse.h"
 #include "kernels/lowbit_float.h"
@@ -62,6 +64,9 @@ const std::vector<WeightFormatInfo>& weight_formats() {
          load_llm_int8},
         {"ggml", "llama.cpp/GGUF block format {\"type\": \"q4_K\", ...} (raw blocks, 2.6-8.5 bits/weight)", load_ggml_weight},
         {"lowrank", "low-rank factors A (m x k) . B (k x n), each in its own format {\"a\": spec, \"b\": spec}", load_lowrank},
+        {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
+        {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
+        {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

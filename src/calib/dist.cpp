@@ -15,7 +15,7 @@ namespace lmp::dist {
 
 namespace {
 int g_rank = 0, g_size = 1;
-bool g_mpi = false;  // MPI_Init was called by us
+[[maybe_unused]] bool g_mpi = false;  // MPI_Init was called by us (used only with LMP_WITH_MPI)
 
 #ifdef LMP_WITH_MPI
 constexpr int64_t kChunk = int64_t(1) << 28;  // elements per message (MPI counts are int)

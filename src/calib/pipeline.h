@@ -39,6 +39,8 @@ class BlockModifier {
   // Data-free modifiers (RTN, magnitude pruning, plain SVD) run without calibration samples; their
   // context then has no inputs and empty statistics.
   virtual bool needs_calibration() const { return true; }
+  // Called once after every block: modifiers that also compress the (untied) LM head do it here.
+  virtual void apply_head(Model& m) {}
   // Rewrites ctx.model.blocks[ctx.layer] (weights, formats, norms) using the statistics.
   virtual void apply(BlockContext& ctx) = 0;
 };

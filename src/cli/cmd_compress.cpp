@@ -77,7 +77,7 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
@@ -88,6 +88,7 @@ int cmd_quantize(int argc, char** argv) {
                           {"sym", a.flag("sym")},
                           {"mse", a.flag("mse")}};
   if (a.flag("act-order")) stage["act_order"] = true;
+  if (a.flag("lm-head")) stage["lm_head"] = true;
   if (auto d = a.opt("damp")) stage["damp"] = a.real("damp", 0.01);
   if (auto al = a.opt("alpha")) stage["alpha"] = a.real("alpha", 0.5);
   if (auto ab = a.opt("act-bits")) stage["act_bits"] = a.integer("act-bits", 8);

@@ -123,6 +123,7 @@ CompressReport run_recipe(Model& m, const Recipe& r, bool progress) {
   } else {
     run_data_free(m, mods, po);
   }
+  for (BlockModifier* mod : mods) mod->apply_head(m);
   m.recipe = r.json;
   rep.seconds = now_seconds() - t0;
   return rep;

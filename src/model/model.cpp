@@ -136,7 +136,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
     }
     m->blocks.push_back(std::move(b));
   }
-  if (c.tie_embeddings || !ck.has("lm_head.weight")) {
+  if (c.tie_embeddings || !(ck.has("lm_head.weight") || qlayers.contains("lm_head"))) {
     m->cfg.tie_embeddings = true;
     m->retie_head();
   } else {

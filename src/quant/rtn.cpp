@@ -13,7 +13,13 @@ namespace {
 
 class RtnModifier final : public BlockModifier {
  public:
-  explicit RtnModifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)), grid_(grid_from_stage(st, "rtn")) {}
+  explicit RtnModifier(const nlohmann::json& st)
+      : targets_(Targets::from_stage(st)), grid_(grid_from_stage(st, "rtn")), head_(st.value("lm_head", false)) {}
+  // "lm_head": true also quantizes an untied LM head (llama.cpp stores it quantized too); a tied head is the
+  // embedding table and stays f32.
+  void apply_head(Model& m) override {
+    if (head_ && !m.cfg.tie_embeddings) m.lm_head.w = quantize(*m.lm_head.w);
+  }
   std::string name() const override { return "rtn"; }
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
@@ -34,6 +40,7 @@ class RtnModifier final : public BlockModifier {
   }
   Targets targets_;
   QuantGrid grid_;
+  bool head_ = false;
 };
 
 }  // namespace

@@ -148,13 +148,10 @@ class BcqModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      if (!targets_.match(linear_name(ctx.layer, LinearKind(k)))) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      lin.w = bcq_quantize(W.data(), lin.out(), lin.in(), o_);
-    }
+    rewrite_targets(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+                      return bcq_quantize(W.data(), lin.out(), lin.in(), o_);
+                    });
   }
 
  private:

@@ -82,15 +82,11 @@ class OwqModifier final : public BlockModifier {
   std::string name() const override { return "owq"; }
   StatsRequest stats_request() const override { return {true, false}; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      std::string name = linear_name(ctx.layer, LinearKind(k));
-      if (!targets_.match(name)) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      auto H = ctx.stats.of(LinearKind(k)).hessian();
-      lin.w = owq_quantize(W.data(), lin.out(), lin.in(), H, o_, name);
-    }
+    for_each_target(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind k, const std::string& name, Linear& lin) {
+                      std::vector<float> W = lin.w->dense();
+                      lin.w = owq_quantize(W.data(), lin.out(), lin.in(), ctx.stats.of(k).hessian(), o_, name);
+                    });
   }
 
  private:

@@ -116,17 +116,13 @@ class SqueezeModifier final : public BlockModifier {
   std::string name() const override { return "squeezellm"; }
   StatsRequest stats_request() const override { return {true, false}; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int k = 0; k < kLinearsPerBlock; k++) {
-      std::string name = linear_name(ctx.layer, LinearKind(k));
-      if (!targets_.match(name)) continue;
-      Linear& lin = b.lin[size_t(k)];
-      std::vector<float> W = lin.w->dense();
-      auto H = ctx.stats.of(LinearKind(k)).hessian();
-      std::vector<double> s(size_t(lin.in()));
-      for (int64_t c = 0; c < lin.in(); c++) s[size_t(c)] = H[size_t(c * lin.in() + c)];
-      lin.w = squeezellm_quantize(W.data(), lin.out(), lin.in(), s, o_);
-    }
+    rewrite_targets(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind k, const Linear& lin, const std::vector<float>& W) -> WeightPtr {
+                      auto H = ctx.stats.of(k).hessian();
+                      std::vector<double> s(static_cast<size_t>(lin.in()));  // sensitivity: diag(H)
+                      for (int64_t c = 0; c < lin.in(); c++) s[size_t(c)] = H[size_t(c * lin.in() + c)];
+                      return squeezellm_quantize(W.data(), lin.out(), lin.in(), s, o_);
+                    });
   }
 
  private:

@@ -28,4 +28,15 @@ inline bf16_t f32_to_bf16(float f) {
   return bf16_t(u >> 16);
 }
 
+// Smallest f16 value ≥ s (s > 0), clamped to [2^-24, 65504]: a scale stored as f16 that still covers the
+// range it was computed for (quantizer grids, W8A8, FP8/FP4 group scales).
+inline float f16_ceil(float s) {
+  const float lo = 5.9604645e-08f, hi = 65504.0f;
+  if (!(s > lo)) return lo;  // also catches NaN
+  if (s >= hi) return hi;
+  f16_t h = f32_to_f16(s);
+  if (f16_to_f32(h) < s) h = f16_t(h + 1);  // positive f16: the next bit pattern is the next value
+  return f16_to_f32(h);
+}
+
 }  // namespace lmp

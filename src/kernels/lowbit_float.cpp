@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "kernels/w8a8.h"  // f16_ceil
+#include "core/half.h"
 
 namespace lmp {
 

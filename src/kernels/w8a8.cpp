@@ -13,15 +13,6 @@
 
 namespace lmp {
 
-float f16_ceil(float s) {
-  const float lo = 5.9604645e-08f, hi = 65504.0f;
-  if (!(s > lo)) return lo;  // also catches NaN
-  if (s >= hi) return hi;
-  f16_t h = f32_to_f16(s);
-  if (f16_to_f32(h) < s) h = f16_t(h + 1);  // positive f16: the next bit pattern is the next value
-  return f16_to_f32(h);
-}
-
 // ---------------------------------------------------------------------------------------------------
 // W8A8Matrix
 

@@ -36,9 +36,6 @@ namespace lmp {
 constexpr int W8_PANEL = 16;  // rows per panel
 constexpr int W8_KC = 4;      // columns per chunk
 
-// Smallest f16 value ≥ s (s > 0), clamped to [2^-24, 65504]: scales stored as f16 that still cover the range.
-float f16_ceil(float s);
-
 class W8A8Matrix final : public WeightMatrix {
  public:
   // Round-to-nearest of W (rows × cols) with group g (0 = per row).

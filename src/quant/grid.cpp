@@ -7,30 +7,20 @@
 
 namespace lmp {
 
-// Smallest f16 value ≥ s (s > 0), clamped to [2^-24, 65504].
-static float f16_round_up(float s) {
-  const float lo = 5.9604645e-08f, hi = 65504.0f;
-  if (!(s > lo)) return lo;  // also catches NaN
-  if (s >= hi) return hi;
-  f16_t h = f32_to_f16(s);
-  if (f16_to_f32(h) < s) h = f16_t(h + 1);  // positive f16: the next bit pattern is the next value
-  return f16_to_f32(h);
-}
-
 GroupParams params_for_range(float lo, float hi, const QuantGrid& grid) {
   const int maxq = grid.maxq();
   GroupParams p;
   if (grid.sym) {
     float m = std::max(std::fabs(lo), std::fabs(hi));
     if (m == 0) m = 1;  // GPTQ: lo = −1, hi = +1
-    p.scale = f16_round_up(2 * m / float(maxq));
+    p.scale = f16_ceil(2 * m / float(maxq));
     p.zero = (maxq + 1) / 2;
     return p;
   }
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
   if (lo == 0 && hi == 0) lo = -1, hi = 1;
-  p.scale = f16_round_up((hi - lo) / float(maxq));
+  p.scale = f16_ceil((hi - lo) / float(maxq));
   p.zero = std::clamp(int(std::nearbyint(-lo / p.scale)), 0, maxq);
   return p;
 }

@@ -56,6 +56,7 @@ ObsResult obs_sweep(float* W, int64_t rows, int64_t cols, const std::vector<doub
   ObsResult res;
   std::vector<char> dead;
   std::vector<float> U = inverse_hessian_cholesky(std::move(H), cols, o.damp, what, &dead, &res.damp_used);
+  step.begin(U.data(), cols);
 
   // Column-major working copy: Wt[i] is column i (in processing order), contiguous over rows.
   std::vector<float> Wt(size_t(rows * cols));

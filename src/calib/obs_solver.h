@@ -27,6 +27,9 @@ struct ObsBlock {
 class ObsStep {
  public:
   virtual ~ObsStep() = default;
+  // Once, before the first block: the upper Cholesky factor U of (H + λI)⁻¹ (cols × cols, row-major, in
+  // processing order); U_ii² is the OBS denominator [H_F⁻¹]_ii of column i (F = columns not yet processed).
+  virtual void begin(const float* U, int64_t cols) {}
   virtual void begin_block(const ObsBlock& b) {}
   // Column i (global index; i − b.i1 within the block): w (rows) holds the current column; write the
   // compressed column into q (rows).

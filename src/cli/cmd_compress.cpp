@@ -7,6 +7,7 @@
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
+//   --method spqr [--outlier-threshold T] (--group defaults to 16; T relative, 0 = no outliers, default 0.2)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -100,6 +101,8 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
+  if (method == "spqr" && !a.opt("group")) stage["group"] = 16;  // SpQR's small first-level groups
+  if (method == "spqr" && !a.opt("bits")) stage["bits"] = 3;
   targets_from_args(a, stage);
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
   bool json = a.flag("json"), print = a.flag("print-recipe");

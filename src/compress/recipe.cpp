@@ -21,6 +21,7 @@
 #include "quant/llm_int8.h"
 #include "quant/rtn.h"
 #include "quant/smoothquant.h"
+#include "quant/spqr.h"
 #include "quant/w8a8.h"
 
 namespace lmp {
@@ -54,6 +55,8 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
        make_owq_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
+      {"spqr", "quantization", "SpQR: GPTQ sweep, groups of 16 with 3-bit quantized stats, OBS-chosen f16 outliers (CSR)",
+       make_spqr_modifier},
   };
   return t;
 }

@@ -13,6 +13,7 @@
 #include "kernels/lut.h"
 #include "kernels/qint.h"
 #include "kernels/sparse.h"
+#include "kernels/spqr_format.h"
 #include "kernels/lowbit_float.h"
 #include "kernels/qint.h"
 #include "kernels/w8a8.h"
@@ -67,6 +68,8 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
         {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
         {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
+        {"spqr", "SpQR: b-bit codes in small groups, 3-bit quantized scales/zeros (f16 second level) + CSR f16 outliers",
+         load_spqr},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

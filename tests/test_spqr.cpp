@@ -2,9 +2,12 @@
 // Independent computations: statistics re-derived from the stored f16 tensors and unpacked codes, the layer
 // output error from double-precision products of the dense weights, the stored size from the file itself.
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "compress/recipe.h"
+#include "core/mmap_file.h"
 #include "kernels/qint.h"
 #include "kernels/spqr_format.h"
 #include "kernels/weight_registry.h"
@@ -172,8 +175,7 @@ TEST(Spqr, OutliersReduceLayerOutputError) {
   GptqOptions go;
   go.grid.bits = 3, go.grid.group = 32;
   const double eg = output_error(L, gptq_quantize(L.W.data(), L.R, L.C, L.H, go, "t").q->dense());
-  std::printf("with %g without %g gptq %g nnz %ld\n", ea, eb, eg, long(a.q->nnz()));
-  EXPECT_LT(eb, eg);
+  EXPECT_LT(eb, eg) << "spqr " << eb << " gptq " << eg;
 }
 
 TEST(Spqr, BitsPerWeightEqualsStoredBytes) {
@@ -266,4 +268,57 @@ TEST(Spqr, BadArgumentsThrow) {
   bad = spec;
   bad["outliers"] = spec["outliers"].get<int64_t>() + 1;
   EXPECT_THROW(load_weight(src, "layer", bad), Error);
+}
+
+TEST(Spqr, CliShortcutAndRecipeStageStoreSpqrLayers) {
+  const std::string dir = test::temp_dir("spqr-cli"), model = dir + "/m";
+  test::TinySpec spec;
+  spec.vocab = 512;  // the stories260K tokenizer below
+  test::write_tiny_model(model, spec);
+  std::string tok = test::shared_dir() + "/models/stories260K/tokenizer.json";
+  if (!test::exists(tok)) GTEST_SKIP() << "needs a tokenizer.json: " << tok;
+  std::filesystem::copy_file(tok, model + "/tokenizer.json");
+  const std::string calib = dir + "/calib.txt";
+  std::string text;
+  for (int i = 0; i < 2000; i++) text += char('a' + i * 7 % 26), text += i % 5 ? "" : " ";
+  write_file_atomic(calib, text.data(), text.size());
+  auto layers = [](const std::string& out) {
+    std::ifstream f(out + "/config.json");
+    return nlohmann::json::parse(f)["quantization_config"]["layers"];
+  };
+  std::string out, err;
+  ASSERT_EQ(test::run_lmpress("quantize --model " + model + " --method spqr --bits 3 --outlier-threshold 0.2 --calib " +
+                                  calib + " --seqlen 32 --nsamples 8 --json -o " + dir + "/q3",
+                              &out, &err),
+            0)
+      << err;
+  auto rep = nlohmann::json::parse(out);
+  EXPECT_GT(rep["linear_bits_per_weight"].get<double>(), 3.3);
+  EXPECT_LT(rep["linear_bits_per_weight"].get<double>(), 8.0);  // 32-wide rows: the per-row side data weighs
+  auto l3 = layers(dir + "/q3");
+  ASSERT_EQ(l3.size(), size_t(2 * 7));
+  for (const auto& [name, s] : l3.items()) {
+    EXPECT_EQ(s["format"], "spqr") << name;
+    EXPECT_EQ(s["bits"], 3);
+    EXPECT_EQ(s["group"], 16);  // the shortcut's default
+  }
+  const std::string recipe = dir + "/r.json";
+  nlohmann::json r = {{"stages", {{{"modifier", "spqr"}, {"bits", 4}, {"group", 32}, {"threshold", 0}}}},
+                      {"calibration", {{"path", calib}, {"format", "text"}, {"nsamples", 8}, {"seqlen", 32}}}};
+  const std::string rs = r.dump();
+  write_file_atomic(recipe, rs.data(), rs.size());
+  ASSERT_EQ(test::run_lmpress("compress --model " + model + " --recipe " + recipe + " -o " + dir + "/q4", &out, &err), 0)
+      << err;
+  auto l4 = layers(dir + "/q4");
+  for (const auto& [name, s] : l4.items()) {
+    EXPECT_EQ(s["format"], "spqr") << name;
+    EXPECT_EQ(s["group"], 32);
+    EXPECT_EQ(s["outliers"], 0);
+  }
+  // The stored model runs: ppl on the calibration text is finite.
+  ASSERT_EQ(test::run_lmpress("eval ppl --model " + dir + "/q3 --data " + calib + " --format text --ctx 32 --json --quiet",
+                              &out, &err),
+            0)
+      << err;
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(out)["ppl"].get<double>()));
 }

@@ -1,4 +1,4 @@
-// lmpress bench matvec --rows R --cols C --format f32|f16|<lmpress int format>|<ggml type> [--n 1] [--reps 20]
+// lmpress bench matvec --rows R --cols C --format f32|f16|<lmpress int format>|spqr3_g16|<ggml type> [--n 1] [--reps 20]
 //                      [--cold] [--json]
 // Times one stored weight matrix's matmul Y(n, rows) = X(n, cols)·Wᵀ on random values (speed does not depend
 // on them): µs per call (minimum over reps), GB/s of weight bytes read, GFLOP/s. --cold rotates through enough
@@ -12,6 +12,7 @@
 #include "kernels/dense.h"
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/qint.h"
+#include "quant/spqr.h"
 
 namespace lmp {
 
@@ -23,7 +24,17 @@ WeightPtr make_weight_of_format(const std::string& fmt, int64_t rows, int64_t co
   for (const QuantGrid& g : QIntMatrix::all_grids())
     if (fmt == QIntMatrix::format_name(g)) return QIntMatrix::quantize(rows, cols, W, g);
   if (const GgmlTypeTraits* t = ggml_type_by_name(fmt)) return GgmlBlockMatrix::quantize(t->type, rows, cols, W);
-  fail("--format '{}': want f32, f16, an lmpress int format (e.g. int4_g128_asym) or a ggml type (e.g. q4_K)", fmt);
+  int b = 0, g = 0;
+  if (std::sscanf(fmt.c_str(), "spqr%d_g%d", &b, &g) == 2 && fmt == fmt::format("spqr{}_g{}", b, g)) {
+    // SpQR with an identity Hessian (speed does not depend on the values; ~1-2% outliers at τ = 0.2)
+    SpqrOptions o;
+    o.layout.bits = b, o.layout.group = g;
+    std::vector<double> H(size_t(cols * cols), 0.0);
+    for (int64_t i = 0; i < cols; i++) H[size_t(i * cols + i)] = 1.0;
+    return spqr_quantize(W, rows, cols, H, o, "--format " + fmt).q;
+  }
+  fail("--format '{}': want f32, f16, an lmpress int format (e.g. int4_g128_asym), spqr<b>_g<group> (e.g. spqr3_g16) "
+       "or a ggml type (e.g. q4_K)", fmt);
 }
 
 int bench_matvec(int argc, char** argv) {

@@ -7,6 +7,9 @@
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
+//   --method quip [--rht-seed S] (randomized Hadamard incoherence, then the GPTQ flags on W')
+//   --method onebit [--hessian-iters N] (sign bits + f16 row/column scales from SVID, optionally refined on
+//   the calibration Hessian; --bits/--group do not apply)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -98,6 +101,13 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("fp")) stage["fp"] = *f;
   if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  if (auto f = a.opt("rht-seed")) stage["seed"] = a.integer("rht-seed", 0);              // quip
+  if (method == "onebit") {  // 1 bit, its own scales; --hessian-iters N refines them on calibration data
+    nlohmann::json ob = {{"modifier", method}};
+    if (stage.contains("damp")) ob["damp"] = stage["damp"];
+    stage = ob;
+    if (auto h = a.opt("hessian-iters")) stage["hessian_iters"] = a.integer("hessian-iters", 0);
+  }
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   targets_from_args(a, stage);

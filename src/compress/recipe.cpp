@@ -13,7 +13,9 @@
 #include "prune/wanda.h"
 #include "quant/awq.h"
 #include "quant/bcq.h"
+#include "quant/onebit.h"
 #include "quant/owq.h"
+#include "quant/quip.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
@@ -54,6 +56,10 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
        make_owq_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
+      {"quip", "quantization", "QuIP: randomized Hadamard incoherence U W V^T, H' = V H V^T, then LDLQ (GPTQ sweep)",
+       make_quip_modifier},
+      {"onebit", "quantization", "OneBit: diag(g) sign(W) diag(h), g/h from SVID (rank-1 SVD of |W|), 1 bit/weight",
+       make_onebit_modifier},
   };
   return t;
 }

@@ -12,6 +12,8 @@
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
 #include "kernels/qint.h"
+#include "kernels/quip_matrix.h"
+#include "kernels/onebit.h"
 #include "kernels/sparse.h"
 #include "kernels/lowbit_float.h"
 #include "kernels/qint.h"
@@ -23,6 +25,11 @@ namespace lmp {
 static void expect_shape(const TensorSource& src, const TensorView& t, int64_t rows, int64_t cols) {
   check(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, "{}: tensor {} has shape [{}], want [{}, {}]",
         src.where(), t.name, fmt::join(t.shape, ", "), rows, cols);
+}
+
+void expect_tensor(const TensorSource& src, const TensorView& t, DType d, const std::vector<int64_t>& shape) {
+  check(t.dtype == d && t.shape == shape, "{}: tensor {} is {} [{}], want {} [{}]", src.where(), t.name,
+        dtype_name(t.dtype), fmt::join(t.shape, ", "), dtype_name(d), fmt::join(shape, ", "));
 }
 
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix) {
@@ -67,6 +74,8 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
         {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
         {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
+        {"quip", "QuIP: U W V^T (randomized Hadamard, 2 seeds) in any format {\"inner\": spec}, fast WHT on x and y", load_quip},
+        {"onebit", "OneBit: packed sign bits + f16 row scale g + f16 column scale h, y = g * (Sign (h * x))", load_onebit},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

@@ -108,6 +108,10 @@ TEST(Hadamard, RandomizedTransformIsOrthogonalAndExactlyInvertible) {
   // Seeded: the same seed rebuilds the same transform, another seed a different one.
   EXPECT_EQ(RandomHadamard(172, 5).matrix(), RandomHadamard(172, 5).matrix());
   EXPECT_NE(RandomHadamard(172, 5).matrix(), RandomHadamard(172, 6).matrix());
+  // Seed 0 is the identity (the side a one-sided QuIP leaves alone).
+  std::vector<double> I = RandomHadamard(172, 0).matrix();
+  for (int64_t i = 0; i < 172; i++)
+    for (int64_t j = 0; j < 172; j++) ASSERT_EQ(I[size_t(i * 172 + j)], double(i == j));
   // The cost statement of kernels/hadamard.h: 172 → 3 windows of 128.
   EXPECT_EQ(RandomHadamard(172, 1).butterflies(), 3 * 64 * 7);
 }
@@ -155,6 +159,12 @@ TEST(Quip, BeatsGptqAtTwoAndThreeBitsOnLayerWithOutliers) {
       EXPECT_LT(eq, 0.8 * eg) << bits << " bits, group " << group << ": quip " << eq << " gptq " << eg;
       EXPECT_EQ(q->inner().format(), QIntMatrix::format_name(o.gptq.grid));
       EXPECT_EQ(q->nbytes(), g->nbytes() + 16);  // the two seeds
+      // One-sided (U = I): still better than GPTQ here, the output rows stay in their basis.
+      QuipOptions o1 = o;
+      o1.output_transform = false;
+      auto q1 = quip_quantize(W.data(), m, n, H, o1, "layer");
+      EXPECT_EQ(q1->u().seed(), 0u);
+      EXPECT_LT(test::hessian_error(W.data(), q1->dense().data(), m, n, H), 0.8 * eg) << bits << " bits, one-sided";
     }
   }
 }
@@ -232,6 +242,17 @@ TEST(Quip, SavesLoadsAndRunsAsRecipeStageAndFromCli) {
   bw.matmul(X.data(), 2, yb.data());
   EXPECT_EQ(0, std::memcmp(ya.data(), yb.data(), ya.size() * 4));
   EXPECT_EQ(a.nbytes(), bw.nbytes());
+  // One-sided from the CLI: U = I stored as seed 0, V still seeded.
+  ASSERT_EQ(test::run_lmpress("quantize --model " + model + " --method quip --input-only --bits 3 --group 0 --calib " +
+                                  calib + " --nsamples 4 --seqlen 32 -o " + dir + "/q3",
+                              nullptr, &err),
+            0)
+      << err;
+  auto q3 = load_model(dir + "/q3");
+  const auto& m3 = dynamic_cast<const QuipMatrix&>(*q3->blocks[0].lin[6].w);
+  EXPECT_EQ(m3.u().seed(), 0u);
+  EXPECT_NE(m3.v().seed(), 0u);
+  EXPECT_EQ(m3.inner().format(), "int3_row_asym");
   // Bad input: an unsupported grid fails with exit 2 and names the option.
   EXPECT_EQ(test::run_lmpress("quantize --model " + model + " --method quip --bits 5 --calib " + calib +
                                   " --nsamples 2 --seqlen 16 -o " + dir + "/bad",

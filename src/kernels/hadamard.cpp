@@ -71,7 +71,9 @@ void fwht(float* x, int64_t p) {
 RandomHadamard::RandomHadamard(int64_t n, uint64_t seed) : n_(n), seed_(seed) {
   check(n >= 1, "randomized Hadamard transform: dimension {} must be ≥ 1", n);
   std::vector<std::pair<int64_t, int64_t>> windows;
-  if (is_pow2(n)) {
+  if (seed == 0) {
+    // the identity (no stages)
+  } else if (is_pow2(n)) {
     windows = {{0, n}};
   } else {
     const int64_t p = pow2_floor(n);

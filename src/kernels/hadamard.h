@@ -36,6 +36,7 @@ bool is_pow2(int64_t n);
 
 class RandomHadamard {
  public:
+  // seed 0 is the identity (a one-sided transform stores it for the side left alone).
   RandomHadamard(int64_t n, uint64_t seed);
   int64_t n() const { return n_; }
   uint64_t seed() const { return seed_; }

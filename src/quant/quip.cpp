@@ -51,12 +51,14 @@ std::pair<uint64_t, uint64_t> quip_seeds(uint64_t seed, const std::string& what)
   uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
   for (unsigned char c : what) h = (h ^ c) * 0x100000001b3ull;
   h ^= seed * 0x9E3779B97F4A7C15ull;
-  return {h, h ^ 0xD1B54A32D192ED03ull};
+  const uint64_t a = h ? h : 1, b = h ^ 0xD1B54A32D192ED03ull;
+  return {a, b ? b : 1};
 }
 
 std::unique_ptr<QuipMatrix> quip_quantize(const float* W, int64_t rows, int64_t cols, const std::vector<double>& H,
                                           const QuipOptions& o, const std::string& what) {
   auto [su, sv] = quip_seeds(o.seed, what);
+  if (!o.output_transform) su = 0;
   RandomHadamard u(rows, su), v(cols, sv);
   std::vector<float> Wp = incoherent_weights(W, rows, cols, u, v);
   std::vector<double> Hp = incoherent_hessian(H, v);
@@ -70,6 +72,7 @@ class QuipModifier final : public BlockModifier {
   explicit QuipModifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)) {
     o_.gptq = gptq_options_from_stage(st, "quip");
     o_.seed = uint64_t(stage_int(st, "seed", 0, 0, (1L << 62), "quip"));
+    o_.output_transform = st.value("output_transform", true);
   }
   std::string name() const override { return "quip"; }
   StatsRequest stats_request() const override { return {true, false}; }

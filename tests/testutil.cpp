@@ -34,6 +34,17 @@ double max_abs_diff(const float* a, const float* b, size_t n) {
   return m;
 }
 
+double hessian_error(const float* W, const float* Wq, int64_t rows, int64_t cols, const std::vector<double>& H) {
+  double e = 0;
+  std::vector<double> d(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t i = 0; i < cols; i++) d[size_t(i)] = double(W[r * cols + i]) - Wq[r * cols + i];
+    for (int64_t i = 0; i < cols; i++)
+      for (int64_t j = 0; j < cols; j++) e += d[size_t(i)] * H[size_t(i * cols + j)] * d[size_t(j)];
+  }
+  return e;
+}
+
 double max_abs(const float* a, size_t n) {
   double m = 0;
   for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(double(a[i])));

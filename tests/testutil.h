@@ -30,6 +30,8 @@ double max_abs(const float* a, size_t n);
 // max |a-b| / max(max|b|, tiny): relative to the reference's scale.
 double max_rel_diff(const float* a, const float* b, size_t n);
 double rel_rms_error(const float* a, const float* ref, size_t n);  // ‖a−ref‖₂ / ‖ref‖₂
+// Σ_r d_rᵀ H d_r, d_r = W[r] − Wq[r] (rows × cols), H (cols × cols): the layer-output (proxy) loss tr(ΔW H ΔWᵀ).
+double hessian_error(const float* W, const float* Wq, int64_t rows, int64_t cols, const std::vector<double>& H);
 
 struct TinySpec {
   int hidden = 32, layers = 2, heads = 4, kv_heads = 2, head_dim = 0, ffn = 48, vocab = 64, max_pos = 128;

@@ -8,6 +8,9 @@
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
 //   --method spqr [--outlier-threshold T] (--group defaults to 16; T relative, 0 = no outliers, default 0.2)
+//   --method quip [--rht-seed S] [--input-only] (randomized Hadamard incoherence, then the GPTQ flags on W')
+//   --method onebit [--hessian-iters N] (sign bits + f16 row/column scales from SVID, optionally refined on
+//   the calibration Hessian; --bits/--group do not apply)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -78,7 +81,7 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "input-only"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
@@ -99,6 +102,14 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("fp")) stage["fp"] = *f;
   if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  if (auto f = a.opt("rht-seed")) stage["seed"] = a.integer("rht-seed", 0);              // quip
+  if (a.flag("input-only")) stage["output_transform"] = false;                             // quip: U = I
+  if (method == "onebit") {  // 1 bit, its own scales; --hessian-iters N refines them on calibration data
+    nlohmann::json ob = {{"modifier", method}};
+    if (stage.contains("damp")) ob["damp"] = stage["damp"];
+    stage = ob;
+    if (auto h = a.opt("hessian-iters")) stage["hessian_iters"] = a.integer("hessian-iters", 0);
+  }
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   if (method == "spqr" && !a.opt("group")) stage["group"] = 16;  // SpQR's small first-level groups

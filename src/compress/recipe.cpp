@@ -13,7 +13,9 @@
 #include "prune/wanda.h"
 #include "quant/awq.h"
 #include "quant/bcq.h"
+#include "quant/onebit.h"
 #include "quant/owq.h"
+#include "quant/quip.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
@@ -57,6 +59,10 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
       {"spqr", "quantization", "SpQR: GPTQ sweep, groups of 16 with 3-bit quantized stats, OBS-chosen f16 outliers (CSR)",
        make_spqr_modifier},
+      {"quip", "quantization", "QuIP: randomized Hadamard incoherence U W V^T, H' = V H V^T, then LDLQ (GPTQ sweep)",
+       make_quip_modifier},
+      {"onebit", "quantization", "OneBit: diag(g) sign(W) diag(h), g/h from SVID (rank-1 SVD of |W|), 1 bit/weight",
+       make_onebit_modifier},
   };
   return t;
 }

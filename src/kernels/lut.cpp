@@ -12,11 +12,6 @@ namespace lmp {
 
 namespace {
 
-void expect_tensor(const TensorSource& src, const TensorView& t, DType d, std::vector<int64_t> shape) {
-  check(t.dtype == d && t.shape == shape, "{}: tensor {} is {} [{}], want {} [{}]", src.where(), t.name,
-        dtype_name(t.dtype), fmt::join(t.shape, ", "), dtype_name(d), fmt::join(shape, ", "));
-}
-
 // Y (n, rows) += X · Sᵀ for the optional side matrix.
 void add_side(const WeightMatrix* s, const float* X, int64_t n, float* Y) {
   if (!s) return;

@@ -12,6 +12,8 @@
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
 #include "kernels/qint.h"
+#include "kernels/quip_matrix.h"
+#include "kernels/onebit.h"
 #include "kernels/sparse.h"
 #include "kernels/spqr_format.h"
 #include "kernels/lowbit_float.h"
@@ -24,6 +26,11 @@ namespace lmp {
 static void expect_shape(const TensorSource& src, const TensorView& t, int64_t rows, int64_t cols) {
   check(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, "{}: tensor {} has shape [{}], want [{}, {}]",
         src.where(), t.name, fmt::join(t.shape, ", "), rows, cols);
+}
+
+void expect_tensor(const TensorSource& src, const TensorView& t, DType d, const std::vector<int64_t>& shape) {
+  check(t.dtype == d && t.shape == shape, "{}: tensor {} is {} [{}], want {} [{}]", src.where(), t.name,
+        dtype_name(t.dtype), fmt::join(t.shape, ", "), dtype_name(d), fmt::join(shape, ", "));
 }
 
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix) {
@@ -70,6 +77,8 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
         {"spqr", "SpQR: b-bit codes in small groups, 3-bit quantized scales/zeros (f16 second level) + CSR f16 outliers",
          load_spqr},
+        {"quip", "QuIP: U W V^T (randomized Hadamard, 2 seeds) in any format {\"inner\": spec}, fast WHT on x and y", load_quip},
+        {"onebit", "OneBit: packed sign bits + f16 row scale g + f16 column scale h, y = g * (Sign (h * x))", load_onebit},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "kernels/weight.h"
 
 namespace lmp {
@@ -20,5 +21,7 @@ const std::vector<WeightFormatInfo>& weight_formats();
 WeightPtr load_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec);
 // A plain "<prefix>.weight" tensor of dtype F32/F16/BF16 (HF checkpoints): zero-copy for F32/F16.
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix);
+// Loaders' check of one stored tensor: throws lmp::Error naming src.where() unless t is dtype d of this shape.
+void expect_tensor(const TensorSource& src, const TensorView& t, DType d, const std::vector<int64_t>& shape);
 
 }  // namespace lmp

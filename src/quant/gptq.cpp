@@ -97,16 +97,21 @@ GptqResult gptq_quantize(const float* W, int64_t rows, int64_t cols, const std::
   return res;
 }
 
+GptqOptions gptq_options_from_stage(const nlohmann::json& st, const char* modifier) {
+  GptqOptions o;
+  o.grid = grid_from_stage(st, modifier);
+  o.damp = stage_real(st, "damp", 0.01, 0.0, 1.0, modifier);
+  o.block = int(stage_int(st, "block", 128, 1, 1 << 16, modifier));
+  o.act_order = st.value("act_order", false);
+  return o;
+}
+
 namespace {
 
 class GptqModifier final : public BlockModifier {
  public:
-  explicit GptqModifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)) {
-    o_.grid = grid_from_stage(st, "gptq");
-    o_.damp = stage_real(st, "damp", 0.01, 0.0, 1.0, "gptq");
-    o_.block = int(stage_int(st, "block", 128, 1, 1 << 16, "gptq"));
-    o_.act_order = st.value("act_order", false);
-  }
+  explicit GptqModifier(const nlohmann::json& st)
+      : targets_(Targets::from_stage(st)), o_(gptq_options_from_stage(st, "gptq")) {}
   std::string name() const override { return "gptq"; }
   StatsRequest stats_request() const override { return {true, false}; }
   void apply(BlockContext& ctx) override {

@@ -36,6 +36,9 @@ struct GptqResult {
 GptqResult gptq_quantize(const float* W, int64_t rows, int64_t cols, const std::vector<double>& H,
                          const GptqOptions& o, const std::string& what);
 
+// grid (bits/group/sym/mse), damp, block, act_order of a recipe stage; shared by the GPTQ-based modifiers.
+GptqOptions gptq_options_from_stage(const nlohmann::json& stage, const char* modifier);
+
 std::unique_ptr<BlockModifier> make_gptq_modifier(const nlohmann::json& stage);
 
 }  // namespace lmp

@@ -7,6 +7,8 @@
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
+//   --method omniquant [--epochs E] [--lr LR] [--batch B] [--let] | signround [--iters N] [--lr LR] [--batch B]
+//   [--no-minmax] (block-wise reconstruction; asymmetric grid)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -77,7 +79,8 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "let",
+                        "no-minmax"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
@@ -98,6 +101,12 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("fp")) stage["fp"] = *f;
   if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  if (auto e = a.opt("epochs")) stage["epochs"] = a.integer("epochs", 20);                 // omniquant
+  if (auto n = a.opt("iters")) stage["iters"] = a.integer("iters", 200);                   // signround
+  if (auto l = a.opt("lr")) stage["lr"] = a.real("lr", 0.01);
+  if (auto b = a.opt("batch")) stage["batch"] = a.integer("batch", 8);
+  if (a.flag("let")) stage["let"] = true;
+  if (a.flag("no-minmax")) stage["minmax"] = false;
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   targets_from_args(a, stage);

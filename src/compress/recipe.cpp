@@ -13,7 +13,9 @@
 #include "prune/wanda.h"
 #include "quant/awq.h"
 #include "quant/bcq.h"
+#include "quant/omniquant.h"
 #include "quant/owq.h"
+#include "quant/signround.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
@@ -54,6 +56,10 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
        make_owq_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
+      {"omniquant", "quantization", "OmniQuant: learnable weight clipping (+ LET scales) by block output MSE, AdamW",
+       make_omniquant_modifier},
+      {"signround", "quantization", "SignRound: rounding offsets + min/max by signed gradient descent per block",
+       make_signround_modifier},
   };
   return t;
 }

@@ -7,6 +7,8 @@
 // the chain rule back from dL/dŴ. Forward and backward of the block are train/block.h's (the TrainModel code).
 // Steps draw `batch` samples at a time from a seeded per-epoch shuffle; the optimizer is train/optim.h's
 // (AdamW for OmniQuant; Lion with β1 = 0 is exactly signed gradient descent, SignRound's update).
+// Data-parallel calibration (calib/dist.h) hands each rank only its shard of X: run these methods with one rank
+// (the pipeline's cross-rank checksum stops the run otherwise, as for AWQ).
 #pragma once
 #include <array>
 #include <string>

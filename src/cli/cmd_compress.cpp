@@ -11,6 +11,8 @@
 //   --method quip [--rht-seed S] [--input-only] (randomized Hadamard incoherence, then the GPTQ flags on W')
 //   --method onebit [--hessian-iters N] (sign bits + f16 row/column scales from SVID, optionally refined on
 //   the calibration Hessian; --bits/--group do not apply)
+//   --method omniquant [--epochs E] [--lr LR] [--batch B] [--let] | signround [--iters N] [--lr LR] [--batch B]
+//   [--no-minmax] (block-wise reconstruction; asymmetric grid)
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -81,7 +83,8 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "input-only"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "input-only",
+                         "let", "no-minmax"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
@@ -110,6 +113,12 @@ int cmd_quantize(int argc, char** argv) {
     stage = ob;
     if (auto h = a.opt("hessian-iters")) stage["hessian_iters"] = a.integer("hessian-iters", 0);
   }
+  if (auto e = a.opt("epochs")) stage["epochs"] = a.integer("epochs", 20);                 // omniquant
+  if (auto n = a.opt("iters")) stage["iters"] = a.integer("iters", 200);                   // signround
+  if (auto l = a.opt("lr")) stage["lr"] = a.real("lr", 0.01);
+  if (auto b = a.opt("batch")) stage["batch"] = a.integer("batch", 8);
+  if (a.flag("let")) stage["let"] = true;
+  if (a.flag("no-minmax")) stage["minmax"] = false;
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   if (method == "spqr" && !a.opt("group")) stage["group"] = 16;  // SpQR's small first-level groups

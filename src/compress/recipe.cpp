@@ -14,8 +14,10 @@
 #include "quant/awq.h"
 #include "quant/bcq.h"
 #include "quant/onebit.h"
+#include "quant/omniquant.h"
 #include "quant/owq.h"
 #include "quant/quip.h"
+#include "quant/signround.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
@@ -63,6 +65,10 @@ const std::vector<ModifierInfo>& modifier_table() {
        make_quip_modifier},
       {"onebit", "quantization", "OneBit: diag(g) sign(W) diag(h), g/h from SVID (rank-1 SVD of |W|), 1 bit/weight",
        make_onebit_modifier},
+      {"omniquant", "quantization", "OmniQuant: learnable weight clipping (+ LET scales) by block output MSE, AdamW",
+       make_omniquant_modifier},
+      {"signround", "quantization", "SignRound: rounding offsets + min/max by signed gradient descent per block",
+       make_signround_modifier},
   };
   return t;
 }

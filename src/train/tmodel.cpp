@@ -246,62 +246,27 @@ void TrainModel<T>::lin_backward(const TLinear<T>& L, T* dx, const T* dout, cons
 // Block forward / backward
 
 template <class T>
+BlockLinearOps<T> TrainModel<T>::block_ops(int l) {
+  BlockLinearOps<T> ops;
+  ops.forward = [this, l](LinearKind k, T* out, const T* x, int N) { lin_forward(linear(l, int(k)), out, x, N); };
+  ops.backward = [this, l](LinearKind k, T* dx, const T* dout, const T* x, int N) {
+    lin_backward(linear(l, int(k)), dx, dout, x, N);
+  };
+  return ops;
+}
+
+template <class T>
 void TrainModel<T>::block_forward(int l, const T* x, Acts& a, T* xout) {
-  const int N = B_ * T_, C = cfg.hidden, hs = cfg.head_dim, H = cfg.heads(l), KV = cfg.kv_heads(l), F = cfg.ffn(l);
-  auto sz = [](std::vector<T>& v, size_t n) { v.resize(n); };
-  sz(a.ln1, size_t(N) * C), sz(a.rstd1, size_t(N)), sz(a.q, size_t(N) * H * hs), sz(a.k, size_t(N) * KV * hs);
-  sz(a.v, size_t(N) * KV * hs), sz(a.att, size_t(B_) * H * T_ * T_), sz(a.y, size_t(N) * H * hs);
-  sz(a.xmid, size_t(N) * C), sz(a.ln2, size_t(N) * C), sz(a.rstd2, size_t(N));
-  sz(a.g, size_t(N) * F), sz(a.u, size_t(N) * F), sz(a.h, size_t(N) * F);
-  tmp_.resize(size_t(N) * C);
-  auto lin = [&](LinearKind k) -> const TLinear<T>& { return linear(l, int(k)); };
-  // attention: xmid = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from rmsnorm(x)
-  rmsnorm_forward(a.ln1.data(), a.rstd1.data(), x, params[size_t(attn_norm_[size_t(l)])].w.data(), N, C, cfg.rms_eps);
-  lin_forward(lin(LinearKind::Q), a.q.data(), a.ln1.data(), N);
-  lin_forward(lin(LinearKind::K), a.k.data(), a.ln1.data(), N);
-  lin_forward(lin(LinearKind::V), a.v.data(), a.ln1.data(), N);
-  rope_forward(a.q.data(), rope_cs_.data(), N, T_, H, hs);
-  rope_forward(a.k.data(), rope_cs_.data(), N, T_, KV, hs);
-  attention_forward(a.y.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), B_, T_, H, KV, hs);
-  lin_forward(lin(LinearKind::O), tmp_.data(), a.y.data(), N);
-  for (size_t i = 0; i < size_t(N) * C; i++) a.xmid[i] = x[i] + tmp_[i];
-  // MLP: xout = xmid + down(silu(gate(h)) · up(h)), h = rmsnorm(xmid)
-  rmsnorm_forward(a.ln2.data(), a.rstd2.data(), a.xmid.data(), params[size_t(ffn_norm_[size_t(l)])].w.data(), N, C,
-                  cfg.rms_eps);
-  lin_forward(lin(LinearKind::Gate), a.g.data(), a.ln2.data(), N);
-  lin_forward(lin(LinearKind::Up), a.u.data(), a.ln2.data(), N);
-  swiglu_forward(a.h.data(), a.g.data(), a.u.data(), int64_t(N) * F);
-  lin_forward(lin(LinearKind::Down), tmp_.data(), a.h.data(), N);
-  for (size_t i = 0; i < size_t(N) * C; i++) xout[i] = a.xmid[i] + tmp_[i];
+  decoder_block_forward(block_shape(cfg, l, B_, T_), rope_cs_.data(), params[size_t(attn_norm_[size_t(l)])].w.data(),
+                        params[size_t(ffn_norm_[size_t(l)])].w.data(), block_ops(l), x, a, xout);
 }
 
 template <class T>
 void TrainModel<T>::block_backward(int l, const T* x, const Acts& a, T* dx) {
-  const int N = B_ * T_, C = cfg.hidden, hs = cfg.head_dim, H = cfg.heads(l), KV = cfg.kv_heads(l), F = cfg.ffn(l);
-  auto lin = [&](LinearKind k) -> const TLinear<T>& { return linear(l, int(k)); };
   auto grad = [&](int p) { return params[size_t(p)].trainable ? params[size_t(p)].g.data() : nullptr; };
-  // dx holds d xout: it flows unchanged into d xmid (residual), plus the MLP branch.
-  std::vector<T> dh(size_t(N) * F, T(0)), dg(size_t(N) * F, T(0)), du(size_t(N) * F, T(0));  // (N, F)
-  std::vector<T> dln(size_t(N) * C, T(0));                                                    // (N, C)
-  lin_backward(lin(LinearKind::Down), dh.data(), dx, a.h.data(), N);
-  swiglu_backward(dg.data(), du.data(), dh.data(), a.g.data(), a.u.data(), int64_t(N) * F);
-  lin_backward(lin(LinearKind::Gate), dln.data(), dg.data(), a.ln2.data(), N);
-  lin_backward(lin(LinearKind::Up), dln.data(), du.data(), a.ln2.data(), N);
   const int fn = ffn_norm_[size_t(l)], an = attn_norm_[size_t(l)];
-  rmsnorm_backward(dx, grad(fn), dln.data(), a.xmid.data(), params[size_t(fn)].w.data(), a.rstd2.data(), N, C);
-  // dx is now d xmid: it flows into d x, plus the attention branch.
-  std::vector<T> dy(size_t(N) * H * hs, T(0)), dq(size_t(N) * H * hs, T(0));  // (N, H·hs)
-  std::vector<T> dk(size_t(N) * KV * hs, T(0)), dv(size_t(N) * KV * hs, T(0));  // (N, KV·hs)
-  lin_backward(lin(LinearKind::O), dy.data(), dx, a.y.data(), N);
-  attention_backward(dq.data(), dk.data(), dv.data(), dy.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), B_,
-                     T_, H, KV, hs);
-  rope_backward(dq.data(), rope_cs_.data(), N, T_, H, hs);
-  rope_backward(dk.data(), rope_cs_.data(), N, T_, KV, hs);
-  std::fill(dln.begin(), dln.end(), T(0));
-  lin_backward(lin(LinearKind::Q), dln.data(), dq.data(), a.ln1.data(), N);
-  lin_backward(lin(LinearKind::K), dln.data(), dk.data(), a.ln1.data(), N);
-  lin_backward(lin(LinearKind::V), dln.data(), dv.data(), a.ln1.data(), N);
-  rmsnorm_backward(dx, grad(an), dln.data(), x, params[size_t(an)].w.data(), a.rstd1.data(), N, C);
+  decoder_block_backward(block_shape(cfg, l, B_, T_), rope_cs_.data(), params[size_t(an)].w.data(),
+                         params[size_t(fn)].w.data(), grad(an), grad(fn), block_ops(l), x, a, dx);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "kernels/qint.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "train/block.h"
 
 namespace lmp::train {
 
@@ -101,15 +102,14 @@ class TrainModel {
   std::unique_ptr<Model> to_model(const Model& src, const QuantGrid* requant_grid = nullptr) const;
 
  private:
-  struct Acts {  // one block's saved activations
-    std::vector<T> ln1, rstd1, q, k, v, att, y, xmid, ln2, rstd2, g, u, h;
-  };
+  using Acts = BlockActs<T>;  // one block's saved activations
   void build_linear(TLinear<T>& L, const Linear& src, const std::string& name, bool base_trainable, bool target);
   const T* weight(const TLinear<T>& L, std::vector<T>& scratch) const;
   void lin_forward(const TLinear<T>& L, T* out, const T* x, int N);
   void lin_backward(const TLinear<T>& L, T* dx, const T* dout, const T* x, int N);
   void block_forward(int l, const T* x, Acts& a, T* xout);
   void block_backward(int l, const T* x, const Acts& a, T* dx /* in: d xout, out: d x */);
+  BlockLinearOps<T> block_ops(int l);
 
   int wte_ = -1, head_ = -1, fnorm_ = -1;
   std::vector<int> attn_norm_, ffn_norm_;
@@ -121,7 +121,7 @@ class TrainModel {
   std::vector<std::vector<T>> xs_;  // (L+1) × (N, C) residual stream at block boundaries
   std::vector<Acts> acts_;          // (L), or one scratch with recompute
   std::vector<T> lnf_, rstdf_, logits_;
-  std::vector<T> wscratch_, dwscratch_, tmp_;
+  std::vector<T> wscratch_, dwscratch_;
 };
 
 }  // namespace lmp::train

@@ -294,6 +294,10 @@ TEST(GgufExport, BlockTypesReimportAsTheirDequantization) {
         EXPECT_EQ(f.tensor(n).type, cs.want) << n;
         auto got = r->blocks[size_t(l)].lin[size_t(k)].w->dense();
         EXPECT_TRUE(bit_equal(got, file_rows_hf(f, n, c, k))) << n;
+        // Q8_0 / Q4_0 run as lmpress's symmetric g32 int formats (same codes and scales, bit-equal values).
+        const std::string want_fmt = cs.want == GgmlType::Q8_0 ? "int8_g32_sym" : cs.want == GgmlType::Q4_0 ? "int4_g32_sym"
+                                   : cs.want == GgmlType::F16  ? "f16" : "ggml";
+        EXPECT_EQ(r->blocks[size_t(l)].lin[size_t(k)].w->format(), want_fmt) << n;
         auto orig = m->blocks[size_t(l)].lin[size_t(k)].w->dense();
         EXPECT_LE(test::rel_rms_error(got.data(), orig.data(), got.size()), cs.tol) << n;
       }

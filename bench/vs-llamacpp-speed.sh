@@ -14,7 +14,7 @@
 #   LMP_S_REPS 3, LMP_S_SEED 1, LMP_S_THREADS 2
 #   LMP_S_P 512, LMP_S_N 128, LMP_S_TYPES "f16 q8_0 q4_0 q4_k", LMP_S_OWN "int8 int4"   (TinyLlama and others)
 #   LMP_S_P7 64, LMP_S_N7 32, LMP_S_TYPES7 "q4_0", LMP_S_OWN7 "int4"                    (llama2-7b, 4 bits:
-#     its f16 model is 13.5 GB and takes ~1 s per token here, so only the 4-bit files and shorter runs)
+#     its f16 model is 13.5 GB (synth holds it in memory: ~14 GB RAM), so only the 4-bit files and shorter runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=${LMP_S_SHAPES:-"tinyllama-1.1b llama2-7b"}
@@ -117,9 +117,9 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
       for (i = 1; i <= n; i++) {
         own = (LPP[i] == "" && SHA[i] == ""); k = S[i] SUBSEP B[i]
         lpp = own ? bpp[k] : LPP[i]; ltg = own ? btg[k] : LTG[i]
-        tag = own ? " (best llama.cpp file of these bits)" : ""
-        printf "| %s | %s | %s | %s | %s%s | %s | %s | %s | %s%s | %s | %s | %s | %s | %s |\n", S[i], NM[i], B[i], P[i],
-          (own && lpp == "") ? "–" : f(lpp), "", f(MPP[i]), r(MPP[i], lpp), N[i], (own && ltg == "") ? "–" : f(ltg), tag,
+        tag = own ? " (vs the fastest llama.cpp file of these bits)" : ""
+        printf "| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", S[i], NM[i], tag, B[i], P[i],
+          (own && lpp == "") ? "–" : f(lpp), f(MPP[i]), r(MPP[i], lpp), N[i], (own && ltg == "") ? "–" : f(ltg),
           f(MTG[i]), r(MTG[i], ltg), own ? "" : lim(LTG[i], WB[i]), lim(MTG[i], WB[i]), SHA[i]
       }
     }' "$rows"

@@ -192,7 +192,10 @@ TEST(GgufImport, PplEqualsDequantizedSafetensors) {
   PplOptions o;
   o.progress = false;
   const double a = perplexity(*m, ids, o).ppl, b = perplexity(*s, ids, o).ppl;
-  EXPECT_NEAR(a, b, b * 1e-4);
+  // The file's q8_0 tensors run on lmpress's int8 kernels (activations quantized to int8 per block of 32, as
+  // llama.cpp's own q8_0 dot does; kernels/qint.h bounds that error): 3e-4 relative here, not exact math. The
+  // weights themselves are bit-equal to the file's (GgufExport.BlockTypesReimportAsTheirDequantization).
+  EXPECT_NEAR(a, b, b * 1e-3);
   fs::remove_all(out);
 }
 

@@ -14,7 +14,9 @@
 # bench/vs-llamacpp/quality/runs/*.json -o q.html` shows the table and both Pareto fronts.
 # Checks (exit 1 when one fails or any number is missing): lmpress's f32 GGUF export gives the same ppl as the
 # original within 0.5% in lmpress's protocol, and in llama.cpp's protocol as llama.cpp's own f32 GGUF.
+# `bench/vs-llamacpp-quality.sh --table-only` re-renders the table and plot from the runs already measured.
 # Env: LMP_Q_WINDOWS (default 128 of 896), LMP_Q_NSAMPLES (calibration windows of 512 tokens, default 32),
+#      LMP_Q_RESUME=1 (keep the runs already measured and skip those models: resumes an interrupted run),
 #      LMP_Q_LCPP_BYTES (text for llama-perplexity, default 40000), LMP_Q_THREADS (default 2; 1 is faster on a
 #      machine loaded by other jobs), LMP_Q_QUICK=1 (a handful of models, to check the script end to end).
 set -euo pipefail
@@ -37,7 +39,10 @@ command -v jq >/dev/null || { echo "vs-llamacpp-quality: needs jq" >&2; exit 2; 
 bench/build-llamacpp.sh
 [ -x build/lmpress ] || scripts/build.sh >/dev/null
 L=./build/lmpress
-rm -rf "$W/runs" "$R"
+TABLE_ONLY=0; [ "${1:-}" = --table-only ] && TABLE_ONLY=1   # re-render table/plot from build/.../runs
+KEEP=${LMP_Q_RESUME:-0}
+[ "$TABLE_ONLY" = 1 ] || [ "$KEEP" = 1 ] || rm -rf "$W/runs"
+rm -rf "$R"
 mkdir -p "$W/lcpp" "$W/lmp" "$W/runs" "$R/runs"
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$TH
 t_start=$(date +%s)
@@ -57,6 +62,7 @@ lcpp_ppl() {
   "$LQ/llama-perplexity" -m "$1" -f "$W/eval40k.txt" -c 512 -t "$TH" 2>&1 |
     sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' || true
 }
+done_already() { [ "$KEEP" = 1 ] && [ -f "$W/runs/$1.json" ]; }
 # run NAME GROUP PATH [llama-perplexity too: 1] -> runs/NAME.json
 run() {
   local name=$1 group=$2 path=$3 with_lcpp=${4:-0} ppl lp="" bytes
@@ -74,19 +80,21 @@ run() {
   echo "  $name: $bytes bytes, ppl ${ppl:-MISSING}${lp:+, llama-perplexity $lp}" >&2
 }
 
+refused=""; [ "$TABLE_ONLY" = 1 ] && refused=" (not re-measured by --table-only)"
+if [ "$TABLE_ONLY" = 0 ]; then
 # ---- references and the lossless-export check
 $L export --model "$M" --format gguf --type f32 -o "$W/lmp/f32.gguf" >/dev/null 2>&1
-run f32 reference "$M"
-run f32_export_gguf reference "$W/lmp/f32.gguf" 1
-run llamacpp_own_f32_gguf reference "$GG" 1
+done_already f32 || run f32 reference "$M"
+done_already f32_export_gguf || run f32_export_gguf reference "$W/lmp/f32.gguf" 1
+done_already llamacpp_own_f32_gguf || run llamacpp_own_f32_gguf reference "$GG" 1
 
 # ---- llama.cpp: every type llama-quantize offers, from the (tied) f32 GGUF
 types=$({ "$LQ/llama-quantize" --help 2>&1 || true; } | sed -n 's/^ *[0-9]* *or *\([A-Z0-9_]*\) *:.*/\1/p' |
   grep -v -x -e COPY -e F32 || true)
 [ "$QUICK" = 1 ] && types="Q8_0 Q4_K_M Q2_K"
 [ -n "$types" ] || { echo "vs-llamacpp-quality: no types from llama-quantize --help" >&2; exit 1; }
-refused=""
 for t in $types; do
+  done_already "llamacpp_$t" && continue
   if "$LQ/llama-quantize" "$W/lmp/f32.gguf" "$W/lcpp/$t.gguf" "$t" "$TH" >"$W/lcpp/$t.log" 2>&1; then
     run "llamacpp_$t" llama.cpp "$W/lcpp/$t.gguf" 1
   else
@@ -99,6 +107,7 @@ CAL=$(jq -n --arg p "$D/calib.txt" --argjson n "$NS" '{path: $p, format: "docs",
 # lmp NAME "STAGE_JSON" EMB (f32 | 8 | 4): projections by the stage, the tied table by RTN g32 (sym for 8 bits)
 lmp() {
   local name=$1 stage=$2 emb=$3 head="[]"
+  done_already "$name" && return
   [ "$emb" = 8 ] && head='[{"modifier": "rtn", "bits": 8, "group": 32, "sym": true, "lm_head": true, "targets": "^lm_head$"}]'
   [ "$emb" = 4 ] && head='[{"modifier": "rtn", "bits": 4, "group": 32, "sym": false, "lm_head": true, "targets": "^lm_head$"}]'
   jq -n --argjson s "$stage" --argjson h "$head" --argjson c "$CAL" '{stages: ([$s] + $h), calibration: $c}' \
@@ -130,6 +139,7 @@ else
   # budgeted mixed precision (lmpress search, GPTQ), then the tied table int4
   for bpw in ${LMP_Q_BUDGETS:-3.5 5 6.5}; do
     n="search_gptq_${bpw}bpw_e4"
+    done_already "$n" && continue
     if $L search --model "$M" --budget "${bpw}bpw" --method gptq --candidates 2,3,4,8 --groups 32,128 \
         --calib "$D/calib.txt" --calib-format docs --nsamples 4 --seqlen 256 -o "$W/lmp/$n.proj" >"$W/lmp/$n.log" 2>&1 &&
        $L quantize --model "$W/lmp/$n.proj" --method rtn --bits 4 --group 32 --lm-head --targets '^lm_head$' \
@@ -144,6 +154,7 @@ fi
 # llama.cpp does), tied table int8 sym g32 (-> Q8_0); read back by both engines.
 for b in 4 8; do
   lmp "gptq_w${b}_g32_sym_e8" "$(st gptq $b 32 true)" 8
+  done_already "gptq_w${b}_g32_sym_e8_gguf" && continue
   if $L export --model "$W/lmp/gptq_w${b}_g32_sym_e8" --format gguf --type auto -o "$W/lmp/gptq_w${b}_g32_sym_e8.gguf" \
       >"$W/lmp/gptq_w${b}_g32_sym_e8.gguf.log" 2>&1; then
     run "gptq_w${b}_g32_sym_e8_gguf" "lmpress GGUF" "$W/lmp/gptq_w${b}_g32_sym_e8.gguf" 1
@@ -151,6 +162,8 @@ for b in 4 8; do
     echo "vs-llamacpp-quality: export failed (gptq_w${b}_g32_sym_e8)" >&2; missing=1
   fi
 done
+
+fi  # TABLE_ONLY
 
 # ---- checks: lossless export
 j() { jq -r ".$2 // empty" "$W/runs/$1.json"; }

@@ -192,7 +192,10 @@ TEST(GgufImport, PplEqualsDequantizedSafetensors) {
   PplOptions o;
   o.progress = false;
   const double a = perplexity(*m, ids, o).ppl, b = perplexity(*s, ids, o).ppl;
-  EXPECT_NEAR(a, b, b * 1e-4);
+  // The file's q8_0 tensors run on lmpress's int8 kernels (activations quantized to int8 per block of 32, as
+  // llama.cpp's own q8_0 dot does; kernels/qint.h bounds that error): 3e-4 relative here, not exact math. The
+  // weights themselves are bit-equal to the file's (GgufExport.BlockTypesReimportAsTheirDequantization).
+  EXPECT_NEAR(a, b, b * 1e-3);
   fs::remove_all(out);
 }
 
@@ -294,6 +297,10 @@ TEST(GgufExport, BlockTypesReimportAsTheirDequantization) {
         EXPECT_EQ(f.tensor(n).type, cs.want) << n;
         auto got = r->blocks[size_t(l)].lin[size_t(k)].w->dense();
         EXPECT_TRUE(bit_equal(got, file_rows_hf(f, n, c, k))) << n;
+        // Q8_0 / Q4_0 run as lmpress's symmetric g32 int formats (same codes and scales, bit-equal values).
+        const std::string want_fmt = cs.want == GgmlType::Q8_0 ? "int8_g32_sym" : cs.want == GgmlType::Q4_0 ? "int4_g32_sym"
+                                   : cs.want == GgmlType::F16  ? "f16" : "ggml";
+        EXPECT_EQ(r->blocks[size_t(l)].lin[size_t(k)].w->format(), want_fmt) << n;
         auto orig = m->blocks[size_t(l)].lin[size_t(k)].w->dense();
         EXPECT_LE(test::rel_rms_error(got.data(), orig.data(), got.size()), cs.tol) << n;
       }

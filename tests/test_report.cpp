@@ -111,6 +111,39 @@ TEST(Report, PageFromSyntheticRunsHasTableAndPlots) {
   EXPECT_TRUE(fs::exists(dir + "/report.html"));
 }
 
+// Runs with a "group" get a fourth scatter with one Pareto front per group, computed within each group: a point
+// beaten only by the other group stays on its own group's front; the table shows group and file bits/weight.
+TEST(Report, GroupedRunsGetOneParetoFrontPerGroup) {
+  std::string dir = test::temp_dir("report_groups");
+  struct R {
+    const char *model, *group;
+    double ppl, fbpw;
+  };
+  std::vector<ReportRun> runs;
+  for (R r : {R{"/g/a8", "lmpress", 4.22, 8.5}, R{"/g/a4", "lmpress", 4.40, 4.6}, R{"/g/a4bad", "lmpress", 4.60, 5.0},
+              R{"/g/b8", "llama.cpp", 4.25, 9.0}, R{"/g/b5", "llama.cpp", 4.45, 7.0}}) {
+    std::string p = dir + "/" + fs::path(r.model).filename().string() + ".json";
+    write_json(p, {{"model", r.model}, {"group", r.group}, {"ppl", r.ppl}, {"file_bits_per_weight", r.fbpw}, {"bytes", 1000.0}});
+    add_run_input(runs, p);
+  }
+  ASSERT_EQ(runs.size(), 5u);
+  EXPECT_EQ(runs[3].group, "llama.cpp");
+  EXPECT_DOUBLE_EQ(*runs[3].file_bits_per_weight, 9.0);
+  Report r = build_report(runs, "groups");
+  ASSERT_EQ(r.figures.size(), 4u);
+  EXPECT_EQ(r.figures[3].id, "ppl_vs_bits_by_group");
+  std::string svg = figure_svg(r.figures[3]);
+  EXPECT_EQ(count(svg, "<circle"), 5u);
+  // Fronts: lmpress {a8, a4} (a4bad dominated by a4), llama.cpp {b8, b5} (both dominated by lmpress points, but
+  // not by their own group): 4 front points in the two series colours, 1 faded point.
+  EXPECT_EQ(count(svg, "r=\"6\""), 4u) << svg;
+  EXPECT_EQ(count(svg, "r=\"4\""), 1u) << svg;
+  EXPECT_NE(svg.find("lmpress: Pareto front"), std::string::npos);
+  EXPECT_NE(svg.find("llama.cpp: Pareto front"), std::string::npos);
+  EXPECT_EQ(count(svg, "stroke-dasharray"), 4u) << "one segment + one legend line per group";
+  EXPECT_NE(r.html.find("<td class=\"name\">llama.cpp</td><td>9.000</td>"), std::string::npos);
+}
+
 TEST(Report, PngRoundTripsAndTextIsDrawn) {
   Canvas c(40, 20);
   c.text(2, 12, "Ab1", 1, {0, 0, 0});

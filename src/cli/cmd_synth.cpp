@@ -2,6 +2,9 @@
 // Writes a random-weight model of a real architecture's shapes (deterministic from the seed: a rerun writes the
 // same bytes). Speed does not depend on the values, so these are legitimate for timing kernels and engines.
 // Weights ~ U(−a, a) with a = √3 · 0.02 (std 0.02, the Llama initializer range); norms = 1.
+// A synthetic SentencePiece-style tokenizer.json of the shape's vocabulary size goes with it (<unk>, <s>, </s>,
+// the 256 byte pieces, then filler pieces; no merges, so text tokenizes to bytes), so the model is complete:
+// it exports to GGUF (`lmpress export --format gguf`) and llama.cpp loads that file.
 #include <cstdio>
 #include <filesystem>
 
@@ -39,6 +42,28 @@ struct Rng {
   }
   float uniform(float a) { return (float(next() >> 40) / float(1 << 24) * 2.f - 1.f) * a; }
 };
+
+// tokenizer.json (Hugging Face layout, read by io/tokenizer_json.cpp) with `vocab` pieces.
+nlohmann::json synthetic_tokenizer(int vocab) {
+  nlohmann::json v = nlohmann::json::object(), added = nlohmann::json::array();
+  const char* special[3] = {"<unk>", "<s>", "</s>"};
+  for (int i = 0; i < 3; i++) {
+    v[special[i]] = i;
+    added.push_back({{"id", i}, {"content", special[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", true}});
+  }
+  for (int b = 0; b < 256 && 3 + b < vocab; b++) v[fmt::format("<0x{:02X}>", b)] = 3 + b;
+  for (int i = 259; i < vocab; i++) v[fmt::format("\u2581s{}", i)] = i;
+  const std::string meta = "\u2581";
+  return {{"version", "1.0"},
+          {"added_tokens", added},
+          {"normalizer", {{"type", "Sequence"},
+                          {"normalizers", {{{"type", "Prepend"}, {"prepend", meta}},
+                                           {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", meta}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"model", {{"type", "BPE"}, {"unk_token", "<unk>"}, {"fuse_unk", true}, {"byte_fallback", true},
+                     {"vocab", v}, {"merges", nlohmann::json::array()}}}};
+}
 
 }  // namespace
 
@@ -94,6 +119,8 @@ int cmd_synth(int argc, char** argv) {
   w.write(out + "/model.safetensors");
   std::string text = cfg.dump(2) + "\n";
   write_file_atomic(out + "/config.json", text.data(), text.size());
+  std::string tok = synthetic_tokenizer(sh->vocab).dump() + "\n";
+  write_file_atomic(out + "/tokenizer.json", tok.data(), tok.size());
   std::printf("%s\n", out.c_str());
   return 0;
 }

@@ -23,6 +23,11 @@ struct ReportRun {
   std::string key;                   // merge key (the model path, else the input path)
   std::vector<std::string> sources;  // inputs merged into this run
   std::optional<double> ppl, bytes, bits_per_weight, params, decode_tokens_per_s, prefill_tokens_per_s;
+  // Optional, from JSON only: "group" (e.g. the engine that made the model: "lmpress", "llama.cpp") and
+  // "file_bits_per_weight" (every stored byte of the weights file × 8 ÷ the model's weights). Runs with a group
+  // get a ppl-vs-bits plot with one Pareto front per group (bench/vs-llamacpp-quality.sh writes such runs).
+  std::string group;
+  std::optional<double> file_bits_per_weight;
   std::map<std::string, double> task_acc;                    // task → acc
   std::vector<std::pair<std::string, double>> tensor_bits;  // Linear name → bits/weight
 };

@@ -35,6 +35,7 @@ void mark_pareto_front(std::vector<ScatterPoint>& pts, bool maximize_y) {
   for (auto& p : pts) {
     p.front = true;
     for (const auto& q : pts) {
+      if (q.series != p.series) continue;
       bool y_no_worse = maximize_y ? q.y >= p.y : q.y <= p.y;
       bool y_better = maximize_y ? q.y > p.y : q.y < p.y;
       if (q.x <= p.x && y_no_worse && (q.x < p.x || y_better)) {
@@ -51,6 +52,9 @@ const char* kInk = "#222222";
 const char* kGrid = "#e3e3e3";
 const char* kPoint = "#1f77b4";
 const char* kFront = "#d62728";
+// Series colours (point, front): blue/red for one series; then one hue per named series.
+const char* kSeriesColor[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+constexpr int kSeriesColors = 6;
 
 Prim line(double x, double y, double x2, double y2, const std::string& color, double w = 1, bool dashed = false) {
   Prim p;
@@ -161,20 +165,33 @@ Figure scatter_figure(const ScatterSpec& s) {
   f.prims.push_back(line(L, T, L, B, kInk, 1.5));
   f.prims.push_back(text((L + R) / 2, f.height - 12.0, s.xlabel + (ax.log ? " (log scale)" : ""), 12, Anchor::Middle));
   f.prims.push_back(text(20, (T + B) / 2, s.ylabel + (ay.log ? " (log scale)" : ""), 12, Anchor::Middle, kInk, true));
-  // Pareto front line through the front points in x order.
-  std::vector<ScatterPoint> front;
-  for (const auto& p : s.points)
-    if (p.front) front.push_back(p);
-  std::sort(front.begin(), front.end(), [](auto& a, auto& b) { return a.x < b.x; });
-  if (!s.front_legend.empty()) {
+  const bool multi = !s.series.empty();
+  auto point_color = [&](const ScatterPoint& p) {
+    if (multi) return std::string(kSeriesColor[p.series % kSeriesColors]);
+    return std::string(p.front ? kFront : kPoint);
+  };
+  // Pareto front line(s) through the front points in x order, one per series.
+  const int nseries = multi ? int(s.series.size()) : 1;
+  for (int k = 0; k < nseries && !s.front_legend.empty(); k++) {
+    std::vector<ScatterPoint> front;
+    for (const auto& p : s.points)
+      if (p.front && (!multi || p.series == k)) front.push_back(p);
+    std::sort(front.begin(), front.end(), [](auto& a, auto& b) { return a.x < b.x; });
+    const std::string col = multi ? kSeriesColor[k % kSeriesColors] : kFront;
     for (size_t i = 1; i < front.size(); i++)
-      f.prims.push_back(line(X(front[i - 1].x), Y(front[i - 1].y), X(front[i].x), Y(front[i].y), kFront, 2, true));
-    f.prims.push_back(line(R - 180, T + 8, R - 156, T + 8, kFront, 2, true));
-    f.prims.push_back(text(R - 150, T + 12, s.front_legend, 11));
+      f.prims.push_back(line(X(front[i - 1].x), Y(front[i - 1].y), X(front[i].x), Y(front[i].y), col, 2, true));
+    const double ly = T + 8 + 16 * k;
+    const std::string legend = multi ? s.series[size_t(k)] + ": " + s.front_legend : s.front_legend;
+    const double lx = multi ? R - 200 : R - 180;
+    f.prims.push_back(line(lx, ly, lx + 24, ly, col, 2, true));
+    f.prims.push_back(text(lx + 30, ly + 4, legend, 11));
   }
   for (const auto& p : s.points) {
     std::string tip = fmt::format("{}: x {}, y {:.5g}", p.label, tick_label(p.x, s.xfmt), p.y);
-    f.prims.push_back(circle(X(p.x), Y(p.y), p.front ? 6 : 5, p.front ? kFront : kPoint, tip));
+    std::string fill = point_color(p);
+    if (multi && !p.front) fill = fill == kSeriesColor[0] ? "#f0a0a0" : fill == kSeriesColor[1] ? "#9ec5e8" : fill;
+    f.prims.push_back(circle(X(p.x), Y(p.y), p.front ? 6 : (multi ? 4 : 5), fill, tip));
+    if (multi && !p.front) continue;  // many points: label the fronts only
     std::string lab = p.label.size() > 22 ? p.label.substr(0, 21) + "~" : p.label;
     bool left = X(p.x) > R - 150;  // keep labels inside the plot
     f.prims.push_back(text(X(p.x) + (left ? -9 : 9), Y(p.y) - 7, lab, 11, left ? Anchor::End : Anchor::Start, "#444444"));

@@ -34,6 +34,7 @@ struct ScatterPoint {
   double x = 0, y = 0;
   std::string label;
   bool front = false;  // on the Pareto front: highlighted and joined by the front line
+  int series = 0;      // index into ScatterSpec::series (0 when there is one series)
 };
 
 struct ScatterSpec {
@@ -42,6 +43,9 @@ struct ScatterSpec {
   AxisFormat xfmt = AxisFormat::Plain;
   bool logx = false, logy = false;
   std::string front_legend;  // legend text of the front line ("" = no front)
+  // Named series (e.g. "lmpress", "llama.cpp"): each drawn in its own colour with its own Pareto front and a
+  // legend entry "<name>: <front_legend>". Empty = one series in the default colours.
+  std::vector<std::string> series;
 };
 Figure scatter_figure(const ScatterSpec& s);
 
@@ -53,7 +57,7 @@ struct HeatSpec {
 Figure heatmap_figure(const HeatSpec& s);
 
 // Pareto front of points minimising x and minimising (or maximising) y: flags the points no other point
-// beats on both.
+// of the same series beats on both.
 void mark_pareto_front(std::vector<ScatterPoint>& pts, bool maximize_y);
 
 std::string figure_svg(const Figure& f);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cblas.h>
+#include <cstring>
 #include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/dense.h"
+#include "kernels/qint.h"
 
 namespace lmp {
 
@@ -85,8 +87,40 @@ nlohmann::json GgmlBlockMatrix::save(SafeTensorsWriter& w, const std::string& pr
   return {{"format", "ggml"}, {"type", traits_->name}};
 }
 
+// Q4_0 / Q8_0 rows -> one code per weight (sym zero 2^(b−1): a Q4_0 nibble is the code, a Q8_0 value + 128) and
+// the f16 block scales, moved into a QIntMatrix of the symmetric g32 grid.
+static WeightPtr qint_from_legacy(GgmlType type, int64_t rows, int64_t cols, const uint8_t* data) {
+  const bool q8 = type == GgmlType::Q8_0;
+  QuantGrid g;
+  g.bits = q8 ? 8 : 4, g.sym = true, g.group = kQK;
+  const int64_t nb = cols / kQK;
+  const size_t rb = ggml_row_size(type, cols);
+  std::vector<uint8_t> q(size_t(rows * cols));
+  std::vector<float> s(size_t(rows * nb));
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t b = 0; b < nb; b++) {
+      uint8_t* qc = q.data() + size_t(r * cols + b * kQK);
+      const uint8_t* src = data + size_t(r) * rb;
+      if (q8) {
+        BlockQ8_0 blk;
+        std::memcpy(&blk, src + size_t(b) * sizeof blk, sizeof blk);
+        s[size_t(r * nb + b)] = f16_to_f32(blk.d);
+        for (int j = 0; j < kQK; j++) qc[j] = uint8_t(int(blk.qs[j]) + 128);
+      } else {
+        BlockQ4_0 blk;
+        std::memcpy(&blk, src + size_t(b) * sizeof blk, sizeof blk);
+        s[size_t(r * nb + b)] = f16_to_f32(blk.d);
+        for (int j = 0; j < kQK / 2; j++) qc[j] = blk.qs[j] & 15, qc[j + kQK / 2] = blk.qs[j] >> 4;
+      }
+    }
+  return QIntMatrix::from_codes(rows, cols, g, q.data(), s.data(), nullptr);
+}
+
 WeightPtr make_ggml_weight(GgmlType type, int64_t rows, int64_t cols, const void* data,
                            std::shared_ptr<const void> keeper) {
+  if ((type == GgmlType::Q4_0 || type == GgmlType::Q8_0) && cols % kQK == 0)
+    return qint_from_legacy(type, rows, cols, static_cast<const uint8_t*>(data));
   if (type == GgmlType::F32)
     return std::make_unique<DenseF32>(rows, cols, static_cast<const float*>(data), std::move(keeper));
   if (type == GgmlType::F16)

@@ -42,7 +42,9 @@ class GgmlBlockMatrix final : public WeightMatrix {
 };
 
 // The natural WeightMatrix for a ggml tensor of shape (rows, cols): zero-copy DenseF32 / DenseF16 for
-// f32 / f16, GgmlBlockMatrix for every block type (and bf16). data must hold rows * row_size bytes.
+// f32 / f16; for Q4_0 / Q8_0 a QIntMatrix int4/int8_g32_sym holding the same codes and scales (the same
+// math, ŵ = (q − 2^(b−1))·d, dequantized bit-identically, run on lmpress's int kernels; exported back to the
+// same bytes); GgmlBlockMatrix for every other block type (and bf16). data must hold rows * row_size bytes.
 WeightPtr make_ggml_weight(GgmlType type, int64_t rows, int64_t cols, const void* data,
                            std::shared_ptr<const void> keeper);
 

@@ -243,6 +243,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   } else {
     c.tie_embeddings = true;
     m->retie_head();
+    // A quantized tied table stays stored as llama.cpp holds it: the head runs on its blocks, lookups read embed.
+    if (emb->type != GgmlType::F32) m->lm_head.w = make_ggml_weight(emb->type, c.vocab, C, emb->data, file);
   }
   return m;
 }

@@ -37,7 +37,7 @@ int64_t Model::n_params() const {
 }
 
 size_t Model::n_bytes() const {
-  size_t n = (embed.size() + final_norm.size()) * 4;
+  size_t n = final_norm.size() * 4 + (tied_head_stored() ? lm_head.w->nbytes() : embed.size() * 4);
   if (!cfg.tie_embeddings) n += lm_head.w->nbytes();
   for (const auto& b : blocks) {
     n += (b.attn_norm.size() + b.ffn_norm.size()) * 4;
@@ -56,6 +56,15 @@ double Model::linear_bits_per_weight() const {
       weights += double(l.out() * l.in());
     }
   return weights > 0 ? bits / weights : 0;
+}
+
+bool Model::tied_head_stored() const {
+  return cfg.tie_embeddings && lm_head.w && lm_head.w->format() != "f32";
+}
+
+void Model::set_head(WeightPtr w) {
+  lm_head.w = std::move(w);
+  if (cfg.tie_embeddings) embed = lm_head.w->dense();
 }
 
 void Model::retie_head() {
@@ -116,7 +125,8 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   Checkpoint ck(dir);
   const ModelConfig& c = m->cfg;
   const int64_t C = c.hidden, hs = c.head_dim;
-  m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
+  const bool embed_stored = qlayers.contains("model.embed_tokens");  // a stored tied head (see Model::lm_head)
+  if (!embed_stored) m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
   m->final_norm = load_vector(ck, "model.norm.weight", C);
   for (int l = 0; l < c.n_layers; l++) {
     Block b;
@@ -136,7 +146,11 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
     }
     m->blocks.push_back(std::move(b));
   }
-  if (c.tie_embeddings || !(ck.has("lm_head.weight") || qlayers.contains("lm_head"))) {
+  if (embed_stored) {
+    check(c.tie_embeddings, "{}: model.embed_tokens is stored quantized, which needs tie_word_embeddings", cfg_path);
+    m->lm_head = load_linear(ck, "model.embed_tokens", qlayers, c.vocab, C, false);
+    m->embed = m->lm_head.w->dense();
+  } else if (c.tie_embeddings || !(ck.has("lm_head.weight") || qlayers.contains("lm_head"))) {
     m->cfg.tie_embeddings = true;
     m->retie_head();
   } else {
@@ -166,7 +180,10 @@ void save_model(const Model& m, const std::string& out_dir) {
   try {
     SafeTensorsWriter w;
     nlohmann::json layers = nlohmann::json::object();
-    w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
+    if (m.tied_head_stored())
+      layers["model.embed_tokens"] = m.lm_head.w->save(w, "model.embed_tokens");
+    else
+      w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
     w.add_f32("model.norm.weight", {c.hidden}, m.final_norm.data());
     for (int l = 0; l < c.n_layers; l++) {
       const Block& b = m.blocks[size_t(l)];

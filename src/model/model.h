@@ -50,7 +50,9 @@ struct Model {
   std::string dir;                  // where it was loaded from (tokenizer files are read from here)
   std::vector<float> embed;         // (V, C)
   std::vector<float> final_norm;    // (C)
-  Linear lm_head;                   // (V, C); borrows embed when tied
+  // (V, C). Tied: borrows embed (f32), or -- a stored tied head, e.g. after RTN with "lm_head": true -- holds the
+  // one stored copy of the table in its own format, embed then being its dequantization (what lookups read).
+  Linear lm_head;
   std::vector<Block> blocks;        // (L)
   nlohmann::json recipe;            // the recipe that produced this model (null for an original checkpoint)
 
@@ -65,6 +67,12 @@ struct Model {
 
   // Called when the tied head must stop borrowing embed (e.g. the embedding is about to change).
   void retie_head();
+  // True when the head is tied and stored in a format of its own (not the f32 view of embed): the embedding
+  // table is then saved, counted and exported as that matrix ("model.embed_tokens" in quantization_config).
+  bool tied_head_stored() const;
+  // Stores the head as w (e.g. quantized, "lm_head": true of RTN / f16). A tied head stays tied: the embedding
+  // becomes w's dequantization, so lookups and logits keep sharing one (stored) table.
+  void set_head(WeightPtr w);
 
  private:
   mutable std::unique_ptr<Tokenizer> tok_;

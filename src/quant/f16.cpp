@@ -9,8 +9,12 @@ namespace {
 
 class F16Modifier final : public BlockModifier {
  public:
-  explicit F16Modifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)) {}
+  explicit F16Modifier(const nlohmann::json& st) : targets_(Targets::from_stage(st)), head_(st.value("lm_head", false)) {}
   std::string name() const override { return "f16"; }
+  // "lm_head": true stores the LM head (a tied one: the embedding table) in f16 too (Model::set_head).
+  void apply_head(Model& m) override {
+    if (head_) m.set_head(DenseF16::from_f32(m.lm_head.out(), m.lm_head.in(), m.lm_head.w->dense().data()));
+  }
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
@@ -22,6 +26,7 @@ class F16Modifier final : public BlockModifier {
 
  private:
   Targets targets_;
+  bool head_;
 };
 
 }  // namespace

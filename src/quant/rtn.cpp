@@ -15,10 +15,11 @@ class RtnModifier final : public BlockModifier {
  public:
   explicit RtnModifier(const nlohmann::json& st)
       : targets_(Targets::from_stage(st)), grid_(grid_from_stage(st, "rtn")), head_(st.value("lm_head", false)) {}
-  // "lm_head": true also quantizes an untied LM head (llama.cpp stores it quantized too); a tied head is the
-  // embedding table and stays f32.
+  // "lm_head": true also quantizes the LM head (llama.cpp stores it quantized too). A tied head is the embedding
+  // table: it becomes one stored matrix, and the lookups read its dequantization, so head and embedding still
+  // share the same (quantized) values (Model::tied_head_stored).
   void apply_head(Model& m) override {
-    if (head_ && !m.cfg.tie_embeddings) m.lm_head.w = quantize(*m.lm_head.w);
+    if (head_) m.set_head(quantize(*m.lm_head.w));
   }
   std::string name() const override { return "rtn"; }
   StatsRequest stats_request() const override { return {false, false}; }

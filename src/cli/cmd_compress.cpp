@@ -7,6 +7,11 @@
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
+//   --method quantease [--iters N] [--init gptq|rtn] [--outlier-frac F] (GPTQ-initialised coordinate descent)
+//   --method os_plus [--group G] (Outlier Suppression+ shift/scale, then W8A8)
+//   --method zeroquant_fp [--fp e2m1|e4m3] --group G [--act e4m3|none] [--scales pow2|free]
+//   --lorc-rank K [--lorc-dtype f16|f32]: ZeroQuant-V2 LoRC around any weight-only method (quant/lorc.h)
+//   --norm-tweak [--tweak-steps N --tweak-lr LR --tweak-samples N --tweak-loss kl|mse]: Norm Tweaking around it
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -77,11 +82,11 @@ int cmd_compress(int argc, char** argv) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head"});
+  Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "norm-tweak"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
-  const bool w8 = method == "w8a8" || method == "smoothquant" || method == "llm_int8";
+  const bool w8 = method == "w8a8" || method == "smoothquant" || method == "llm_int8" || method == "os_plus";
   nlohmann::json stage = {{"modifier", method},
                           {"bits", a.integer("bits", w8 ? 8 : 4)},
                           {"group", a.integer("group", w8 ? 0 : 128)},
@@ -98,9 +103,23 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("fp")) stage["fp"] = *f;
   if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  if (auto f = a.opt("iters")) stage["iters"] = a.integer("iters", 20);                    // quantease
+  if (auto f = a.opt("init")) stage["init"] = *f;                                          // quantease
+  if (auto f = a.opt("act")) stage["act"] = *f;                                            // zeroquant_fp
+  if (auto f = a.opt("scales")) stage["scales"] = *f;                                      // zeroquant_fp
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   targets_from_args(a, stage);
+  if (auto k = a.opt("lorc-rank"))
+    stage = {{"modifier", "lorc"}, {"rank", a.integer("lorc-rank", 8)}, {"factor_dtype", a.str("lorc-dtype", "f16")},
+             {"quantizer", stage}};
+  if (a.flag("norm-tweak"))
+    stage = {{"modifier", "norm_tweak"},
+             {"steps", a.integer("tweak-steps", 10)},
+             {"lr", a.real("tweak-lr", 1e-3)},
+             {"nsamples", a.integer("tweak-samples", 16)},
+             {"loss", a.str("tweak-loss", "kl")},
+             {"quantizer", stage}};
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
   bool json = a.flag("json"), print = a.flag("print-recipe");
   a.finish();

@@ -13,17 +13,37 @@
 #include "prune/wanda.h"
 #include "quant/awq.h"
 #include "quant/bcq.h"
+#include "quant/os_plus.h"
 #include "quant/owq.h"
+#include "quant/quantease.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
 #include "quant/gptq.h"
 #include "quant/llm_int8.h"
+#include "quant/lorc.h"
+#include "quant/norm_tweak.h"
 #include "quant/rtn.h"
 #include "quant/smoothquant.h"
 #include "quant/w8a8.h"
+#include "quant/zeroquant_fp.h"
 
 namespace lmp {
+
+// LoRC and Norm Tweaking wrap the weight-only quantization stage they act on (they need the Linears or the block
+// outputs from before quantization): the stage's "quantizer" object is that stage.
+static std::unique_ptr<BlockModifier> quantizer_of(const nlohmann::json& st, const char* mod) {
+  check(st.contains("quantizer") && st["quantizer"].is_object(),
+        "{}: the stage needs a 'quantizer' object, the weight-only quantization stage it wraps "
+        "(e.g. {{\"modifier\": \"gptq\", \"bits\": 3, \"group\": 32}})", mod);
+  return make_modifier(st["quantizer"]);
+}
+static std::unique_ptr<BlockModifier> make_lorc_stage(const nlohmann::json& st) {
+  return make_lorc_modifier(st, quantizer_of(st, "lorc"));
+}
+static std::unique_ptr<BlockModifier> make_norm_tweak_stage(const nlohmann::json& st) {
+  return make_norm_tweak_modifier(st, quantizer_of(st, "norm_tweak"));
+}
 
 const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {

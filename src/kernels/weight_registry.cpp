@@ -8,10 +8,13 @@
 #include "io/safetensors.h"
 #include "kernels/colsplit.h"
 #include "kernels/dense.h"
+#include "kernels/fp_act.h"
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
 #include "kernels/qint.h"
+#include "kernels/residual.h"
+#include "kernels/shifted.h"
 #include "kernels/sparse.h"
 #include "kernels/lowbit_float.h"
 #include "kernels/qint.h"
@@ -67,6 +70,12 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
         {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
         {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
+        {"residual", "base + correction, each in its own format {\"base\": spec, \"corr\": spec} (LoRC, QuantEase outliers)",
+         load_residual},
+        {"fp_act", "ZeroQuant-FP: dynamic per-token FP8 activations in front of any weight format {\"act\": \"e4m3\", \"w\": spec}",
+         load_fp_act},
+        {"shift", "Outlier Suppression+: per-channel input shift (f32) before any format {\"inner\": spec}; bias compensates",
+         load_shifted},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

@@ -48,24 +48,9 @@ double sq_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 // Y (n, rows) = X · Wᵀ in double.
 std::vector<float> ref_matmul(const std::vector<float>& W, int64_t rows, int64_t cols, const float* X, int64_t n) {
-  std::vector<float> Y(size_t(n * rows));
-  for (int64_t t = 0; t < n; t++)
-    for (int64_t r = 0; r < rows; r++) {
-      double y = 0;
-      for (int64_t c = 0; c < cols; c++) y += double(W[size_t(r * cols + c)]) * X[t * cols + c];
-      Y[size_t(t * rows + r)] = float(y);
-    }
-  return Y;
+  return testq::matmul_double(X, W.data(), n, rows, cols);
 }
-
-WeightPtr round_trip(const WeightMatrix& w, const std::string& tag) {
-  std::string dir = test::temp_dir("q3_rt_" + tag);
-  SafeTensorsWriter wr;
-  nlohmann::json spec = w.save(wr, "layer");
-  wr.write(dir + "/w.safetensors");
-  testq::FileSource src(dir + "/w.safetensors");
-  return load_weight(src, "layer", spec);
-}
+using testq::round_trip;
 
 }  // namespace
 

@@ -74,6 +74,16 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
        make_owq_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
+      {"lorc", "quantization", "ZeroQuant-V2 LoRC: rank-k SVD of the error W - Q stored beside Q (wraps a quantizer stage)",
+       make_lorc_stage},
+      {"quantease", "quantization", "QuantEase: coordinate descent on |WX - QX|^2 from GPTQ/RTN, optional f16 outliers",
+       make_quantease_modifier},
+      {"zeroquant_fp", "quantization", "ZeroQuant-FP: FP4/FP8 weights, power-of-two scales, per-token FP8 E4M3 activations",
+       make_zeroquant_fp_modifier},
+      {"norm_tweak", "quantization", "Norm Tweaking: block RMSNorm weights tuned to the float block (wraps a quantizer stage)",
+       make_norm_tweak_stage},
+      {"os_plus", "quantization", "Outlier Suppression+: channel shift (max+min)/2 + searched scales, then W8A8",
+       make_os_plus_modifier},
   };
   return t;
 }

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "quant/quant_args.h"
+#include "quant/wrapped_quantizer.h"
 
 namespace lmp {
 
@@ -23,17 +24,13 @@ LorcResult lorc_correct(const float* W, WeightPtr q, const LorcOptions& o, const
 
 namespace {
 
-class LorcModifier final : public BlockModifier {
+class LorcModifier final : public WrappedQuantizer {
  public:
-  LorcModifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner) : inner_(std::move(inner)) {
+  LorcModifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner) : WrappedQuantizer("lorc", std::move(inner)) {
     o_.rank = stage_int(st, "rank", 8, 1, 1 << 20, "lorc");
     if (!st.contains("factor_dtype")) o_.dtype = FactorDtype::F16;
     else o_.dtype = factor_dtype_from_stage(st, "lorc");
   }
-  std::string name() const override { return "lorc(" + inner_->name() + ")"; }
-  StatsRequest stats_request() const override { return inner_->stats_request(); }
-  bool needs_calibration() const override { return inner_->needs_calibration(); }
-  void apply_head(Model& m) override { inner_->apply_head(m); }  // the head is not corrected
   void apply(BlockContext& ctx) override {
     Block& b = ctx.model.blocks[size_t(ctx.layer)];
     std::array<std::vector<float>, kLinearsPerBlock> before;
@@ -47,14 +44,12 @@ class LorcModifier final : public BlockModifier {
   }
 
  private:
-  std::unique_ptr<BlockModifier> inner_;
   LorcOptions o_;
 };
 
 }  // namespace
 
 std::unique_ptr<BlockModifier> make_lorc_modifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner) {
-  check(inner != nullptr, "lorc: needs a quantizer stage");
   return std::make_unique<LorcModifier>(st, std::move(inner));
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "quant/quant_args.h"
+#include "quant/wrapped_quantizer.h"
 #include "train/optim.h"
 #include "train/tmodel.h"
 
@@ -99,9 +100,10 @@ NormTweakResult norm_tweak_block(Model& m, int l, const std::vector<float>& X, c
 
 namespace {
 
-class NormTweakModifier final : public BlockModifier {
+class NormTweakModifier final : public WrappedQuantizer {
  public:
-  NormTweakModifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner) : inner_(std::move(inner)) {
+  NormTweakModifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner)
+      : WrappedQuantizer("norm_tweak", std::move(inner)) {
     o_.steps = int(stage_int(st, "steps", 10, 0, 100000, "norm_tweak"));
     o_.nsamples = int(stage_int(st, "nsamples", 16, 1, 1 << 20, "norm_tweak"));
     o_.batch = int(stage_int(st, "batch", 4, 1, 1 << 16, "norm_tweak"));
@@ -110,9 +112,6 @@ class NormTweakModifier final : public BlockModifier {
     check(loss == "kl" || loss == "mse", "norm_tweak: loss '{}' is not supported (kl or mse)", loss);
     o_.kl = loss == "kl";
   }
-  std::string name() const override { return "norm_tweak(" + inner_->name() + ")"; }
-  StatsRequest stats_request() const override { return inner_->stats_request(); }
-  void apply_head(Model& m) override { inner_->apply_head(m); }
   void apply(BlockContext& ctx) override {
     const int l = ctx.layer, L = ctx.seqlen, C = ctx.model.cfg.hidden;
     const int ns = std::min<int>(o_.nsamples, int(ctx.inputs.size()));
@@ -129,14 +128,12 @@ class NormTweakModifier final : public BlockModifier {
   }
 
  private:
-  std::unique_ptr<BlockModifier> inner_;
   NormTweakOptions o_;
 };
 
 }  // namespace
 
 std::unique_ptr<BlockModifier> make_norm_tweak_modifier(const nlohmann::json& st, std::unique_ptr<BlockModifier> inner) {
-  check(inner != nullptr, "norm_tweak: needs a quantizer stage");
   return std::make_unique<NormTweakModifier>(st, std::move(inner));
 }
 

@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/weight.h"
+#include "kernels/weight_registry.h"
+#include "testutil.h"
 
 namespace lmp::testq {
 
@@ -62,5 +64,15 @@ class FileSource final : public TensorSource {
  private:
   std::shared_ptr<SafeTensorsFile> f_;
 };
+
+// Saves w to a safetensors file in a fresh directory and loads it back through the weight registry.
+inline WeightPtr round_trip(const WeightMatrix& w, const std::string& tag) {
+  std::string dir = test::temp_dir("rt_" + tag);
+  SafeTensorsWriter wr;
+  nlohmann::json spec = w.save(wr, "layer");
+  wr.write(dir + "/w.safetensors");
+  FileSource src(dir + "/w.safetensors");
+  return load_weight(src, "layer", spec);
+}
 
 }  // namespace lmp::testq

@@ -91,14 +91,6 @@ std::vector<FormatCase> cases() {
 // rows × cols: tiny (all tail), ragged 16-value chunks and bitmap words, a multi-tile matrix.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {{3, 24}, {17, 200}, {33, 136}, {300, 64}, {40, 512}};
 
-WeightPtr round_trip(const WeightMatrix& w, const std::string& tag) {
-  std::string dir = test::temp_dir("sparse_rt_" + tag);
-  SafeTensorsWriter wr;
-  nlohmann::json spec = w.save(wr, "layer");
-  wr.write(dir + "/w.safetensors");
-  testq::FileSource src(dir + "/w.safetensors");
-  return load_weight(src, "layer", spec);
-}
 
 }  // namespace
 
@@ -128,7 +120,7 @@ TEST(SparseFormats, EveryFormatMatchesDenseReference) {
       w->matmul(X.data(), n, Y.data());
       EXPECT_LT(test::max_rel_diff(Y.data(), Y_ref.data(), Y.size()), 2e-6);
       // Save/load through the registry: same format, size and values, bit for bit.
-      WeightPtr back = round_trip(*w, fc.name);
+      WeightPtr back = testq::round_trip(*w, "sparse_" + fc.name);
       EXPECT_EQ(back->format(), w->format());
       EXPECT_EQ(back->nbytes(), w->nbytes());
       std::vector<float> got2 = back->dense();

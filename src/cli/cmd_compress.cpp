@@ -13,6 +13,11 @@
 //   the calibration Hessian; --bits/--group do not apply)
 //   --method omniquant [--epochs E] [--lr LR] [--batch B] [--let] | signround [--iters N] [--lr LR] [--batch B]
 //   [--no-minmax] (block-wise reconstruction; asymmetric grid)
+//   --method quantease [--iters N] [--init gptq|rtn] [--outlier-frac F] (GPTQ-initialised coordinate descent)
+//   --method os_plus [--group G] (Outlier Suppression+ shift/scale, then W8A8)
+//   --method zeroquant_fp [--fp e2m1|e4m3] --group G [--act e4m3|none] [--scales pow2|free]
+//   --lorc-rank K [--lorc-dtype f16|f32]: ZeroQuant-V2 LoRC around any weight-only method (quant/lorc.h)
+//   --norm-tweak [--tweak-steps N --tweak-lr LR --tweak-samples N --tweak-loss kl|mse]: Norm Tweaking around it
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -84,11 +89,11 @@ int cmd_compress(int argc, char** argv) {
 
 int cmd_quantize(int argc, char** argv) {
   Args a(argc, argv, 2, {"json", "sym", "mse", "act-order", "print-recipe", "alpha-search", "lm-head", "input-only",
-                         "let", "no-minmax"});
+                         "let", "no-minmax", "norm-tweak"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.str("method", "rtn");
   // int8 × int8 methods: 8-bit weights, one scale per output row unless --group says otherwise.
-  const bool w8 = method == "w8a8" || method == "smoothquant" || method == "llm_int8";
+  const bool w8 = method == "w8a8" || method == "smoothquant" || method == "llm_int8" || method == "os_plus";
   nlohmann::json stage = {{"modifier", method},
                           {"bits", a.integer("bits", w8 ? 8 : 4)},
                           {"group", a.integer("group", w8 ? 0 : 128)},
@@ -114,16 +119,29 @@ int cmd_quantize(int argc, char** argv) {
     if (auto h = a.opt("hessian-iters")) stage["hessian_iters"] = a.integer("hessian-iters", 0);
   }
   if (auto e = a.opt("epochs")) stage["epochs"] = a.integer("epochs", 20);                 // omniquant
-  if (auto n = a.opt("iters")) stage["iters"] = a.integer("iters", 200);                   // signround
+  if (auto n = a.opt("iters")) stage["iters"] = a.integer("iters", 200);                   // signround, quantease
   if (auto l = a.opt("lr")) stage["lr"] = a.real("lr", 0.01);
   if (auto b = a.opt("batch")) stage["batch"] = a.integer("batch", 8);
   if (a.flag("let")) stage["let"] = true;
   if (a.flag("no-minmax")) stage["minmax"] = false;
+  if (auto f = a.opt("init")) stage["init"] = *f;                                          // quantease
+  if (auto f = a.opt("act")) stage["act"] = *f;                                            // zeroquant_fp
+  if (auto f = a.opt("scales")) stage["scales"] = *f;                                      // zeroquant_fp
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   if (method == "spqr" && !a.opt("group")) stage["group"] = 16;  // SpQR's small first-level groups
   if (method == "spqr" && !a.opt("bits")) stage["bits"] = 3;
   targets_from_args(a, stage);
+  if (auto k = a.opt("lorc-rank"))
+    stage = {{"modifier", "lorc"}, {"rank", a.integer("lorc-rank", 8)}, {"factor_dtype", a.str("lorc-dtype", "f16")},
+             {"quantizer", stage}};
+  if (a.flag("norm-tweak"))
+    stage = {{"modifier", "norm_tweak"},
+             {"steps", a.integer("tweak-steps", 10)},
+             {"lr", a.real("tweak-lr", 1e-3)},
+             {"nsamples", a.integer("tweak-samples", 16)},
+             {"loss", a.str("tweak-loss", "kl")},
+             {"quantizer", stage}};
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};
   bool json = a.flag("json"), print = a.flag("print-recipe");
   a.finish();

@@ -15,7 +15,9 @@
 #include "quant/bcq.h"
 #include "quant/onebit.h"
 #include "quant/omniquant.h"
+#include "quant/os_plus.h"
 #include "quant/owq.h"
+#include "quant/quantease.h"
 #include "quant/quip.h"
 #include "quant/signround.h"
 #include "quant/squeezellm.h"
@@ -23,12 +25,30 @@
 #include "quant/fp8.h"
 #include "quant/gptq.h"
 #include "quant/llm_int8.h"
+#include "quant/lorc.h"
+#include "quant/norm_tweak.h"
 #include "quant/rtn.h"
 #include "quant/smoothquant.h"
 #include "quant/spqr.h"
 #include "quant/w8a8.h"
+#include "quant/zeroquant_fp.h"
 
 namespace lmp {
+
+// LoRC and Norm Tweaking wrap the weight-only quantization stage they act on (they need the Linears or the block
+// outputs from before quantization): the stage's "quantizer" object is that stage.
+static std::unique_ptr<BlockModifier> quantizer_of(const nlohmann::json& st, const char* mod) {
+  check(st.contains("quantizer") && st["quantizer"].is_object(),
+        "{}: the stage needs a 'quantizer' object, the weight-only quantization stage it wraps "
+        "(e.g. {{\"modifier\": \"gptq\", \"bits\": 3, \"group\": 32}})", mod);
+  return make_modifier(st["quantizer"]);
+}
+static std::unique_ptr<BlockModifier> make_lorc_stage(const nlohmann::json& st) {
+  return make_lorc_modifier(st, quantizer_of(st, "lorc"));
+}
+static std::unique_ptr<BlockModifier> make_norm_tweak_stage(const nlohmann::json& st) {
+  return make_norm_tweak_modifier(st, quantizer_of(st, "norm_tweak"));
+}
 
 const std::vector<ModifierInfo>& modifier_table() {
   static const std::vector<ModifierInfo> t = {
@@ -69,6 +89,16 @@ const std::vector<ModifierInfo>& modifier_table() {
        make_omniquant_modifier},
       {"signround", "quantization", "SignRound: rounding offsets + min/max by signed gradient descent per block",
        make_signround_modifier},
+      {"lorc", "quantization", "ZeroQuant-V2 LoRC: rank-k SVD of the error W - Q stored beside Q (wraps a quantizer stage)",
+       make_lorc_stage},
+      {"quantease", "quantization", "QuantEase: coordinate descent on |WX - QX|^2 from GPTQ/RTN, optional f16 outliers",
+       make_quantease_modifier},
+      {"zeroquant_fp", "quantization", "ZeroQuant-FP: FP4/FP8 weights, power-of-two scales, per-token FP8 E4M3 activations",
+       make_zeroquant_fp_modifier},
+      {"norm_tweak", "quantization", "Norm Tweaking: block RMSNorm weights tuned to the float block (wraps a quantizer stage)",
+       make_norm_tweak_stage},
+      {"os_plus", "quantization", "Outlier Suppression+: channel shift (max+min)/2 + searched scales, then W8A8",
+       make_os_plus_modifier},
   };
   return t;
 }

@@ -138,7 +138,7 @@ uint8_t LowFloatMatrix::code(int64_t r, int64_t c) const {
 }
 
 std::unique_ptr<LowFloatMatrix> LowFloatMatrix::quantize(int64_t rows, int64_t cols, const float* W, LowFloat f,
-                                                         int group, float clip) {
+                                                         int group, float clip, bool pow2) {
   std::unique_ptr<LowFloatMatrix> m(new LowFloatMatrix(rows, cols, f, group));
   const int64_t gs = m->group_size(), ng = m->ngroups(), rb = m->row_bytes();
   const bool fp4 = lowfloat_spec(f).bits() == 4;
@@ -149,7 +149,7 @@ std::unique_ptr<LowFloatMatrix> LowFloatMatrix::quantize(int64_t rows, int64_t c
       const int64_t c0 = g * gs, c1 = std::min(cols, c0 + gs);
       float amax = 0;
       for (int64_t c = c0; c < c1; c++) amax = std::max(amax, std::fabs(W[r * cols + c]));
-      const float s = f16_ceil(amax * clip / fmax);
+      const float s = pow2 ? pow2_ceil(amax * clip / fmax) : f16_ceil(amax * clip / fmax);
       m->own_sc_[size_t(r * ng + g)] = f32_to_f16(s);
       for (int64_t c = c0; c < c1; c++) {
         uint8_t q = lowfloat_encode(f, W[r * cols + c] / s);

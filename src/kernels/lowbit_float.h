@@ -16,6 +16,7 @@
 // activations, prefill decodes tiles of rows to f32 and calls OpenBLAS sgemm.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,11 +44,22 @@ uint8_t lowfloat_encode(LowFloat f, float x);
 float lowfloat_max(LowFloat f);
 const std::array<float, 256>& lowfloat_table(LowFloat f);  // decode of every code (FP4: by the low nibble)
 
+// Smallest power of two ≥ s, clamped to [2^-24, 2^15] (exact in f16): ZeroQuant-FP's scale constraint, under
+// which rescaling an FP code by the scale is an exponent shift (quant/zeroquant_fp.h).
+inline float pow2_ceil(float s) {
+  if (!(s > 5.9604645e-08f)) return 5.9604645e-08f;
+  if (s >= 32768.0f) return 32768.0f;
+  int e = 0;
+  const float m = std::frexp(s, &e);  // s = m · 2^e, m ∈ [0.5, 1)
+  return std::ldexp(1.0f, m == 0.5f ? e - 1 : e);
+}
+
 class LowFloatMatrix final : public WeightMatrix {
  public:
-  // Per-group scale s = max|w| · clip / max finite (rounded up to f16); codes = encode(w / s).
+  // Per-group scale s = max|w| · clip / max finite (rounded up to f16, or with pow2 up to a power of two, the
+  // ZeroQuant-FP constraint); codes = encode(w / s).
   static std::unique_ptr<LowFloatMatrix> quantize(int64_t rows, int64_t cols, const float* W, LowFloat f, int group,
-                                                  float clip = 1.0f);
+                                                  float clip = 1.0f, bool pow2 = false);
   LowFloatMatrix(int64_t rows, int64_t cols, LowFloat f, int group, const uint8_t* codes, const f16_t* scales,
                  std::shared_ptr<const void> keeper);
 

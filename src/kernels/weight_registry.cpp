@@ -8,12 +8,15 @@
 #include "io/safetensors.h"
 #include "kernels/colsplit.h"
 #include "kernels/dense.h"
+#include "kernels/fp_act.h"
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
 #include "kernels/qint.h"
 #include "kernels/quip_matrix.h"
 #include "kernels/onebit.h"
+#include "kernels/residual.h"
+#include "kernels/shifted.h"
 #include "kernels/sparse.h"
 #include "kernels/spqr_format.h"
 #include "kernels/lowbit_float.h"
@@ -79,6 +82,12 @@ const std::vector<WeightFormatInfo>& weight_formats() {
          load_spqr},
         {"quip", "QuIP: U W V^T (randomized Hadamard, 2 seeds) in any format {\"inner\": spec}, fast WHT on x and y", load_quip},
         {"onebit", "OneBit: packed sign bits + f16 row scale g + f16 column scale h, y = g * (Sign (h * x))", load_onebit},
+        {"residual", "base + correction, each in its own format {\"base\": spec, \"corr\": spec} (LoRC, QuantEase outliers)",
+         load_residual},
+        {"fp_act", "ZeroQuant-FP: dynamic per-token FP8 activations in front of any weight format {\"act\": \"e4m3\", \"w\": spec}",
+         load_fp_act},
+        {"shift", "Outlier Suppression+: per-channel input shift (f32) before any format {\"inner\": spec}; bias compensates",
+         load_shifted},
     };
     // Group-wise integer formats (kernels/qint.h), one row per (bits, group, sym); bits/weight at 4096 cols.
     static std::deque<std::string> text;  // backs the const char* fields

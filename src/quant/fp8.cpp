@@ -8,13 +8,14 @@
 
 namespace lmp {
 
-LowFloatChoice quantize_lowfloat(const float* W, int64_t rows, int64_t cols, LowFloat f, int group, bool search) {
+LowFloatChoice quantize_lowfloat(const float* W, int64_t rows, int64_t cols, LowFloat f, int group, bool search,
+                                 bool pow2) {
   LowFloatChoice best;
   best.mse = INFINITY;
   std::vector<float> D(size_t(rows * cols));
   for (int b = 0; b <= (search ? 4 : 0); b++) {
     const float clip = std::exp2(-0.25f * float(b));
-    auto q = LowFloatMatrix::quantize(rows, cols, W, f, group, clip);
+    auto q = LowFloatMatrix::quantize(rows, cols, W, f, group, clip, pow2);
     q->dequantize(D.data());
     double e = 0;
     for (size_t i = 0; i < D.size(); i++) e += (double(W[i]) - D[i]) * (double(W[i]) - D[i]);

@@ -17,8 +17,10 @@ struct LowFloatChoice {
   float clip = 1;
   double mse = 0;  // mean (w − ŵ)²
 };
-// The clip of {2^(−b/4)} (b = 0 only when !search) with the lowest weight MSE.
-LowFloatChoice quantize_lowfloat(const float* W, int64_t rows, int64_t cols, LowFloat f, int group, bool search);
+// The clip of {2^(−b/4)} (b = 0 only when !search) with the lowest weight MSE; pow2: scales rounded up to powers
+// of two (quant/zeroquant_fp.h).
+LowFloatChoice quantize_lowfloat(const float* W, int64_t rows, int64_t cols, LowFloat f, int group, bool search,
+                                 bool pow2 = false);
 
 std::unique_ptr<BlockModifier> make_fp8_modifier(const nlohmann::json& stage);
 std::unique_ptr<BlockModifier> make_fp4_modifier(const nlohmann::json& stage);

@@ -51,6 +51,17 @@ void divide_rows(Linear& l, const std::vector<float>& s) {
 
 }  // namespace
 
+void fold_norm_input_scales(Block& b, bool attn, const std::vector<float>& s) {
+  std::vector<float>& norm = attn ? b.attn_norm : b.ffn_norm;
+  check(norm.size() == s.size(), "fold_norm_input_scales: {} scales for a norm of width {}", s.size(), norm.size());
+  for (size_t j = 0; j < s.size(); j++) norm[j] /= s[j];
+  using K = LinearKind;
+  if (attn)
+    for (K k : {K::Q, K::K, K::V}) scale_columns(b.at(k), s);
+  else
+    for (K k : {K::Gate, K::Up}) scale_columns(b.at(k), s);
+}
+
 int smooth_block(Model& m, int layer, const BlockStats& stats, const SmoothOptions& o) {
   Block& b = m.blocks[size_t(layer)];
   auto lin = [&](LinearKind k) -> Linear& { return b.at(k); };
@@ -69,9 +80,8 @@ int smooth_block(Model& m, int layer, const BlockStats& stats, const SmoothOptio
   std::vector<float> s_o, s_down;
   if (do_o) s_o = smooth_scales(amax(K::O), lin(K::O).in(), {&lin(K::O)}, o.alpha);
   if (o.smooth_down) s_down = smooth_scales(amax(K::Down), lin(K::Down).in(), {&lin(K::Down)}, o.alpha);
-  for (int64_t j = 0; j < C; j++) b.attn_norm[size_t(j)] /= s_attn[size_t(j)], b.ffn_norm[size_t(j)] /= s_mlp[size_t(j)];
-  for (K k : {K::Q, K::K, K::V}) scale_columns(lin(k), s_attn);
-  for (K k : {K::Gate, K::Up}) scale_columns(lin(k), s_mlp);
+  fold_norm_input_scales(b, true, s_attn);
+  fold_norm_input_scales(b, false, s_mlp);
   if (do_o) divide_rows(lin(K::V), s_o), scale_columns(lin(K::O), s_o);
   if (o.smooth_down) divide_rows(lin(K::Up), s_down), scale_columns(lin(K::Down), s_down);
   return 2 + int(do_o) + int(o.smooth_down);

@@ -269,6 +269,23 @@ void TrainModel<T>::block_backward(int l, const T* x, const Acts& a, T* dx) {
                          params[size_t(fn)].w.data(), grad(an), grad(fn), block_ops(l), x, a, dx);
 }
 
+template <class T>
+void TrainModel<T>::block_only_forward(int l, const T* x, int B, int T_in, T* xout) {
+  B_ = B;
+  T_ = T_in;
+  if (rope_T_ < T_in) {
+    rope_cs_ = rope_table<T>(rope_, cfg.head_dim, T_in);
+    rope_T_ = T_in;
+  }
+  block_forward(l, x, solo_, xout);
+}
+
+template <class T>
+void TrainModel<T>::block_only_backward(int l, const T* x, const T* dxout) {
+  std::vector<T> dx(dxout, dxout + size_t(B_) * T_ * cfg.hidden);
+  block_backward(l, x, solo_, dx.data());
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Whole model
 

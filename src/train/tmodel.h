@@ -86,7 +86,13 @@ class TrainModel {
   // (dhidden[l + 1] for l = −1..L−1; null entries skipped).
   void backward(const T* dlogits, const std::vector<const T*>* dhidden = nullptr);
   void zero_grad();
-  void clamp_positive();  // after an optimizer step: scales stay > 0
+  void clamp_positive();
+  // Block l alone on a residual-stream input x (B·T, C) → xout (block-wise methods: Norm Tweaking). Keeps the
+  // block's activations for block_only_backward, which accumulates block l's trainable gradients from d xout.
+  void block_only_forward(int l, const T* x, int B, int T_, T* xout);
+  void block_only_backward(int l, const T* x, const T* dxout);
+  int attn_norm_param(int l) const { return attn_norm_[size_t(l)]; }
+  int ffn_norm_param(int l) const { return ffn_norm_[size_t(l)]; }  // after an optimizer step: scales stay > 0
 
   int n_layers() const { return cfg.n_layers; }
   TLinear<T>& linear(int l, int k) { return lins_[size_t(l) * kLinearsPerBlock + size_t(k)]; }
@@ -120,6 +126,7 @@ class TrainModel {
   std::vector<int> ids_;
   std::vector<std::vector<T>> xs_;  // (L+1) × (N, C) residual stream at block boundaries
   std::vector<Acts> acts_;          // (L), or one scratch with recompute
+  Acts solo_;                       // block_only_forward's activations
   std::vector<T> lnf_, rstdf_, logits_;
   std::vector<T> wscratch_, dwscratch_;
 };

@@ -7,6 +7,8 @@
 //   --method fp8 [--fp e4m3|e5m2] | fp4 (group scales, --group G)
 //   --method squeezellm [--sparse-frac F] | bcq (--bits = bit-planes; per-row tables unless --group)
 //   --method owq [--weak-frac F] (GPTQ flags apply to the rest)
+//   --method fptq [--lae-threshold T] (W4A8) | mofq (int vs fp per Linear, --bits 4|8)
+//   --method wkvquant [--bits KV bits] [--cross-blocks N]: KV smoothing for --kv-method wkvquant
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -98,6 +100,8 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("fp")) stage["fp"] = *f;
   if (auto f = a.opt("sparse-frac")) stage["sparse_frac"] = a.real("sparse-frac", 0.0);   // squeezellm
   if (auto f = a.opt("weak-frac")) stage["weak_frac"] = a.real("weak-frac", 0.01);        // owq
+  if (auto f = a.opt("lae-threshold")) stage["lae_threshold"] = a.real("lae-threshold", 15.0);  // fptq
+  if (auto f = a.opt("cross-blocks")) stage["cross_blocks"] = a.integer("cross-blocks", 1);     // wkvquant
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   targets_from_args(a, stage);

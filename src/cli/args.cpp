@@ -83,9 +83,13 @@ void Args::finish() const {
 
 KVQuantOptions kv_options_from_args(const Args& a) {
   KVQuantOptions o;
-  o.bits = int(a.integer("kv-bits", 0));
+  const std::string method = a.str("kv-method", "kivi");
+  check(method == "kivi" || method == "wkvquant", "--kv-method {}: unknown (kivi or wkvquant)", method);
+  o.method = method == "wkvquant" ? KVMethod::Wkv : KVMethod::Kivi;
+  o.bits = int(a.integer("kv-bits", o.method == KVMethod::Wkv ? 4 : 0));
   o.group_tokens = int(a.integer("kv-group", 32));
   o.residual = int(a.integer("kv-residual", 32));
+  o.value_group = int(a.integer("kv-value-group", 32));
   o.pre_rope = a.flag("kv-pre-rope");
   check_kv_options(o, "--kv-bits");
   return o;

@@ -33,7 +33,8 @@ class Args {
 };
 
 struct KVQuantOptions;
-// --kv-bits 2|4|8 [--kv-group N] [--kv-residual N] [--kv-pre-rope]: KIVI-style KV-cache quantization.
+// --kv-bits 2|4|8 [--kv-group N] [--kv-residual N] [--kv-pre-rope] [--kv-value-group N]: KIVI-style KV-cache
+// quantization; --kv-method wkvquant [--kv-bits B, default 4]: WKVQuant past-only per-token 2D quantization.
 KVQuantOptions kv_options_from_args(const Args& a);
 
 // Writes results: a JSON object to stdout with --json, else the human-readable text.

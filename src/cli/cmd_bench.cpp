@@ -115,7 +115,7 @@ int cmd_bench(int argc, char** argv) {
                       {"linear_bits_per_weight", m->linear_bits_per_weight()},
                       {"peak_rss_bytes", peak_rss_bytes()},
                       {"load_s", t_load},
-                      {"kv_bits", kv.bits},
+                      {"kv_bits", kv.bits}, {"kv_method", kv.method == KVMethod::Wkv ? "wkvquant" : "kivi"},
                       {"kv_cache_bytes", kv_bytes},
                       {"kv_bytes_per_token", double(kv_bytes) / (ctx + dtok)}};
   if (json) {

@@ -18,6 +18,8 @@
 //   --method zeroquant_fp [--fp e2m1|e4m3] --group G [--act e4m3|none] [--scales pow2|free]
 //   --lorc-rank K [--lorc-dtype f16|f32]: ZeroQuant-V2 LoRC around any weight-only method (quant/lorc.h)
 //   --norm-tweak [--tweak-steps N --tweak-lr LR --tweak-samples N --tweak-loss kl|mse]: Norm Tweaking around it
+//   --method fptq [--lae-threshold T] (W4A8) | mofq (int vs fp per Linear, --bits 4|8)
+//   --method wkvquant [--bits KV bits] [--cross-blocks N]: KV smoothing for --kv-method wkvquant
 // Shortcuts build a recipe (printed with --print-recipe) and run it like `compress` does.
 #include <cstdio>
 
@@ -127,6 +129,8 @@ int cmd_quantize(int argc, char** argv) {
   if (auto f = a.opt("init")) stage["init"] = *f;                                          // quantease
   if (auto f = a.opt("act")) stage["act"] = *f;                                            // zeroquant_fp
   if (auto f = a.opt("scales")) stage["scales"] = *f;                                      // zeroquant_fp
+  if (auto f = a.opt("lae-threshold")) stage["lae_threshold"] = a.real("lae-threshold", 15.0);  // fptq
+  if (auto f = a.opt("cross-blocks")) stage["cross_blocks"] = a.integer("cross-blocks", 1);     // wkvquant
   // bcq/squeezellm: per-row tables unless --group is given
   if ((method == "bcq" || method == "squeezellm") && !a.opt("group")) stage["group"] = 0;
   if (method == "spqr" && !a.opt("group")) stage["group"] = 16;  // SpQR's small first-level groups

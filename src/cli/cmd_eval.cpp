@@ -42,7 +42,7 @@ static int eval_ppl(int argc, char** argv) {
                       {"tokens_per_s", r.tokens_per_s},               {"tokenize_s", tok_s},
                       {"bytes", m->n_bytes()}, {"params", m->n_params()},
                       {"linear_bits_per_weight", m->linear_bits_per_weight()},
-                      {"kv_bits", o.kv.bits}, {"kv_pre_rope", o.kv.pre_rope}, {"ranks", dist::size()}};
+                      {"kv_bits", o.kv.bits}, {"kv_method", o.kv.method == KVMethod::Wkv ? "wkvquant" : "kivi"}, {"kv_pre_rope", o.kv.pre_rope}, {"ranks", dist::size()}};
   if (json)
     print_json(j);
   else

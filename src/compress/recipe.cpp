@@ -20,9 +20,13 @@
 #include "quant/quantease.h"
 #include "quant/quip.h"
 #include "quant/signround.h"
+#include "quant/mofq.h"
+#include "quant/olive.h"
+#include "quant/wkvquant.h"
 #include "quant/squeezellm.h"
 #include "quant/f16.h"
 #include "quant/fp8.h"
+#include "quant/fptq.h"
 #include "quant/gptq.h"
 #include "quant/llm_int8.h"
 #include "quant/lorc.h"
@@ -78,6 +82,15 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"bcq", "quantization", "BCQ: binary-coding planes (greedy + alternating LS), LUT-GEMM kernel", make_bcq_modifier},
       {"owq", "quantization", "OWQ: weak columns (H_jj |W_:j|^2) kept f16, the rest GPTQ on the reduced Hessian",
        make_owq_modifier},
+      {"wkvquant", "quantization",
+       "WKVQuant KV cache: per-channel K/V smoothing (alpha by cross-block MAE) for --kv-method wkvquant",
+       make_wkvquant_modifier},
+      {"mofq", "quantization", "MoFQ (survey: MoPQ): per Linear the lower-error of intB and fpB (e2m1/e4m3)",
+       make_mofq_modifier},
+      {"fptq", "quantization", "FPTQ W4A8: int4 group weights x per-token int8 acts, log equalization on hard inputs",
+       make_fptq_modifier},
+      {"olive", "quantization", "OliVe: 4-bit outlier-victim pairs (outlier as abfloat, neighbour pruned), no calibration",
+       make_olive_modifier},
       {"fp4", "quantization", "FP4 E2M1 weights, f16 group scales, exponent-bias search", make_fp4_modifier},
       {"spqr", "quantization", "SpQR: GPTQ sweep, groups of 16 with 3-bit quantized stats, OBS-chosen f16 outliers (CSR)",
        make_spqr_modifier},

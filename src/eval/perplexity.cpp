@@ -55,9 +55,11 @@ PplResult perplexity(const Model& m, const std::vector<int>& ids, const PplOptio
         const int* x = ids.data() + w * stride;
         cache.clear();
         if (opt.kv.quantized()) {
-          // Chunked prefill: each chunk attends to the already-quantized past, as decoding would.
-          for (int c0 = 0; c0 < ctx; c0 += opt.kv.group_tokens) {
-            int nc = std::min(opt.kv.group_tokens, ctx - c0);
+          // Chunked prefill: each chunk attends to the already-quantized past, as decoding would (WKVQuant's
+          // past-only quantization leaves a whole chunk exact, so it is scored token by token, as decoded).
+          const int chunk = opt.kv.method == KVMethod::Wkv ? 1 : opt.kv.group_tokens;
+          for (int c0 = 0; c0 < ctx; c0 += chunk) {
+            int nc = std::min(chunk, ctx - c0);
             fw.tokens(x + c0, nc, cache, logits.data() + size_t(c0) * V);
           }
         } else {

@@ -145,4 +145,29 @@ nlohmann::json DenseF16::save(SafeTensorsWriter& w, const std::string& prefix) c
   return {{"format", "f16"}};
 }
 
+void decoded_rows_matmul(int64_t R, int64_t C, const std::function<void(int64_t r, float* w)>& decode_row,
+                         const float* X, int64_t n, float* Y) {
+  if (n <= 4) {  // decode: each row decoded once, dotted with every token
+#pragma omp parallel if (R * C > 65536)
+    {
+      std::vector<float> w(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < R; r++) {
+        decode_row(r, w.data());
+        for (int64_t t = 0; t < n; t++) Y[t * R + r] = dot_f32(w.data(), X + t * C, C);
+      }
+    }
+    return;
+  }
+  const int64_t tile = 256;
+  std::vector<float> Wt(size_t(std::min(tile, R) * C));
+  for (int64_t r0 = 0; r0 < R; r0 += tile) {
+    const int64_t nr = std::min(tile, R - r0);
+#pragma omp parallel for schedule(static) if (nr * C > 65536)
+    for (int64_t i = 0; i < nr; i++) decode_row(r0 + i, Wt.data() + i * C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(nr), int(C), 1.0f, X, int(C), Wt.data(), int(C),
+                0.0f, Y + r0, int(R));
+  }
+}
+
 }  // namespace lmp

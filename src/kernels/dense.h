@@ -2,6 +2,7 @@
 // Decode (n == 1) runs hand-written AVX2 GEMVs threaded over rows; prefill (n > 1) runs OpenBLAS sgemm
 // (f16 tiles are widened to f32 first). A naive reference lives beside each fast path for tests.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,11 @@ void gemv_f32(const float* W, const float* x, float* y, int64_t rows, int64_t co
 void gemv_f16_ref(const f16_t* W, const float* x, float* y, int64_t rows, int64_t cols);
 void gemv_f16(const f16_t* W, const float* x, float* y, int64_t rows, int64_t cols);
 // Y (n, rows) = X (n, cols) · Wᵀ through OpenBLAS.
+// Y (n, rows) = X (n, cols) · Ŵᵀ for a format that decodes one row at a time into f32 (decode_row(r, w)):
+// n ≤ 4 decodes each row once and dots it with every token (AVX2), larger n decodes tiles of 256 rows and
+// calls sgemm. Threaded over rows.
+void decoded_rows_matmul(int64_t rows, int64_t cols, const std::function<void(int64_t r, float* w)>& decode_row,
+                         const float* X, int64_t n, float* Y);
 void gemm_f32(const float* X, const float* W, float* Y, int64_t n, int64_t rows, int64_t cols);
 
 }  // namespace lmp

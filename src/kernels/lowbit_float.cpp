@@ -1,5 +1,7 @@
 #include "kernels/lowbit_float.h"
 
+#include "kernels/dense.h"
+
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -180,42 +182,8 @@ void LowFloatMatrix::dequantize(float* W) const {
   for (int64_t r = 0; r < rows(); r++) decode_row(r, W + r * cols());
 }
 
-static float dot_f32(const float* a, const float* b, int64_t n) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int k = 0; k < 4; k++) acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k), acc[k]);
-  __m256 s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-  alignas(32) float buf[8];
-  _mm256_store_ps(buf, s);
-  float y = buf[0] + buf[1] + buf[2] + buf[3] + buf[4] + buf[5] + buf[6] + buf[7];
-  for (; i < n; i++) y += a[i] * b[i];
-  return y;
-}
-
 void LowFloatMatrix::matmul(const float* X, int64_t n, float* Y) const {
-  const int64_t R = rows(), C = cols();
-  if (n <= 4) {  // decode: each row decoded once through the table, dotted with every token
-#pragma omp parallel if (R * C > 65536)
-    {
-      std::vector<float> w(static_cast<size_t>(C));
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < R; r++) {
-        decode_row(r, w.data());
-        for (int64_t t = 0; t < n; t++) Y[t * R + r] = dot_f32(w.data(), X + t * C, C);
-      }
-    }
-    return;
-  }
-  const int64_t tile = 256;
-  std::vector<float> Wt(size_t(std::min(tile, R) * C));
-  for (int64_t r0 = 0; r0 < R; r0 += tile) {
-    const int64_t nr = std::min(tile, R - r0);
-#pragma omp parallel for schedule(static) if (nr * C > 65536)
-    for (int64_t i = 0; i < nr; i++) decode_row(r0 + i, Wt.data() + i * C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(nr), int(C), 1.0f, X, int(C), Wt.data(), int(C),
-                0.0f, Y + r0, int(R));
-  }
+  decoded_rows_matmul(rows(), cols(), [this](int64_t r, float* w) { decode_row(r, w); }, X, n, Y);
 }
 
 void lowfloat_matmul_ref(const LowFloatMatrix& m, const float* X, int64_t n, float* Y) {

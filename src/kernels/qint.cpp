@@ -222,7 +222,7 @@ WeightPtr load_qint(const TensorSource& src, const std::string& prefix, const nl
 // ---------------------------------------------------------------------------------------------------
 // Activation quantization
 
-void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& grid, QActs* a) {
+void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& grid, QActs* a, bool per_token) {
   const int64_t nb = (cols + QK - 1) / QK, ng = grid.ngroups(cols), gs = grid.group_size(cols);
   a->n = n, a->nblk = nb, a->ngroups = ng;
   a->xq.resize(size_t(n * nb * QK));
@@ -234,10 +234,14 @@ void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& gri
     int8_t* xq = a->xq.data() + t * nb * QK;
     float* dv = a->dv.data() + t * nb * 16;
     float* gsum = a->gsum.data() + t * ng;
+    float tmax = 0;  // per token: one d for every block
+    if (per_token)
+      for (int64_t i = 0; i < cols; i++) tmax = std::max(tmax, std::fabs(x[i]));
     for (int64_t k = 0; k < 2 * nb; k++) {  // blocks of 32
       int64_t c0 = k * 32, len = std::clamp<int64_t>(cols - c0, 0, 32);
-      float amax = 0;
-      for (int64_t i = 0; i < len; i++) amax = std::max(amax, std::fabs(x[c0 + i]));
+      float amax = tmax;
+      if (!per_token)
+        for (int64_t i = 0; i < len; i++) amax = std::max(amax, std::fabs(x[c0 + i]));
       float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
       int sum = 0;
       for (int64_t i = 0; i < 32; i++) {
@@ -340,8 +344,13 @@ void qint_matmul_int8(const QIntMatrix& m, const float* X, int64_t n, float* Y) 
   // (empty) thread_local copies: bind a reference before entering the region.
   QActs& a = a_tls;
   quantize_acts(X, n, m.cols(), m.grid(), &a);
+  qint_matmul_acts(m, a, g_isa, Y);
+}
+
+void qint_matmul_acts(const QIntMatrix& m, const QActs& a, QIntIsa isa, float* Y) {
+  const int64_t n = a.n;
   const QIntView v = qint_view(m);
-  const QIntRowsKernel k = kernel_for(g_isa, v.bits);
+  const QIntRowsKernel k = kernel_for(isa, v.bits);
   // Rows per task: decode 16; prefill 64 so that fewer passes stream the quantized activations.
   const int64_t tile = n == 1 ? 16 : 64;
   const int64_t ntiles = (v.rows + tile - 1) / tile;

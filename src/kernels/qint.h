@@ -140,7 +140,8 @@ struct QActs {
   const float* d(int64_t t) const { return dv.data() + t * nblk * 16; }
   const float* s(int64_t t) const { return gsum.data() + t * ngroups; }
 };
-void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& grid, QActs* a);
+// per_token: one d per token (max over the whole row / 127) for every block, as W4A8 (kernels/w4a8.h) wants.
+void quantize_acts(const float* X, int64_t n, int64_t cols, const QuantGrid& grid, QActs* a, bool per_token = false);
 
 // What the SIMD kernels see of a matrix.
 struct QIntView {
@@ -167,6 +168,8 @@ void qint_matmul_ref(const QIntMatrix& m, const float* X, int64_t n, float* Y);
 // The int8-activation kernel of the chosen ISA for all n (threaded over rows); matmul calls it for n
 // below qint_sgemm_min_n().
 void qint_matmul_int8(const QIntMatrix& m, const float* X, int64_t n, float* Y);
+// The kernel of `isa` (Scalar = the double reference) on already quantized activations, threaded over rows.
+void qint_matmul_acts(const QIntMatrix& m, const QActs& a, QIntIsa isa, float* Y);
 // Dequantize tiles of rows to f32 + OpenBLAS sgemm.
 void qint_matmul_sgemm(const QIntMatrix& m, const float* X, int64_t n, float* Y);
 

@@ -12,11 +12,13 @@
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
+#include "kernels/olive.h"
 #include "kernels/qint.h"
 #include "kernels/quip_matrix.h"
 #include "kernels/onebit.h"
 #include "kernels/residual.h"
 #include "kernels/shifted.h"
+#include "kernels/w4a8.h"
 #include "kernels/sparse.h"
 #include "kernels/spqr_format.h"
 #include "kernels/lowbit_float.h"
@@ -99,6 +101,22 @@ const std::vector<WeightFormatInfo>& weight_formats() {
                                  g.group ? fmt::format("group {}", g.group) : std::string("one group per row"),
                                  g.sym ? "symmetric" : "asymmetric (u8 zeros)", bpw));
       t.push_back({name, text.back().c_str(), load_qint});
+    }
+    // OliVe outlier-victim pairs (kernels/olive.h).
+    for (int g : {128, 32, 64, 256, 0}) {
+      text.push_back(OliveMatrix::format_name(g));
+      const char* name = text.back().c_str();
+      text.push_back(fmt::format("OliVe 4-bit outlier-victim pairs, f16 scale per {}, {:.3f} bits/weight",
+                                 g ? fmt::format("group of {}", g) : std::string("row"), 4 + 16.0 / (g ? g : 4096)));
+      t.push_back({name, text.back().c_str(), load_olive});
+    }
+    // W4A8 (kernels/w4a8.h): the int4 formats with per-token int8 activations (FPTQ).
+    for (const QuantGrid& g : QIntMatrix::all_grids()) {
+      if (g.bits != 4) continue;
+      text.push_back(W4A8Matrix::format_name(g));
+      const char* name = text.back().c_str();
+      text.push_back(fmt::format("int4 weights ({}) x dynamic per-token int8 activations", QIntMatrix::format_name(g)));
+      t.push_back({name, text.back().c_str(), load_w4a8});
     }
     for (const WeightFormatInfo& f : sparse_weight_formats()) t.push_back(f);  // kernels/sparse.h
     // W8A8 (kernels/w8a8.h): int8 weights per row or group, int8 per-token activations, int32 accumulation.

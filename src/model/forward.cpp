@@ -133,9 +133,9 @@ void Forward::block(int l, float* x, int n, KVCache& cache, const LinearHook* ho
   for (int t = 0; t < n; t++) {
     rope_.apply(q_.data() + size_t(t) * H * hs, H, pos0 + t);
     float* kt = k_.data() + size_t(t) * KV * hs;
-    if (pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs);
+    if (pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs, &b.kv_smooth);
     rope_.apply(kt, KV, pos0 + t);
-    if (!pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs);
+    if (!pre_rope) cache.store(l, pos0 + t, kt, v_.data() + size_t(t) * KV * hs, &b.kv_smooth);
   }
   attention(q_.data(), n, pos0, H, KV, hs, cache, l, att_.data());
   run(LinearKind::O, att_.data(), o_.data());

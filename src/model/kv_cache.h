@@ -8,6 +8,17 @@
 //  - pre_rope (KVQuant, Hooper et al. 2024): keys are cached before RoPE and rotated when read, so the
 //    per-channel statistics are not smeared by the position-dependent rotation.
 // Attention reads the quantized cache directly (codes are decoded key by key; no f32 copy of the past).
+//
+// method Wkv: WKVQuant (Yue et al. 2024, "WKVQuant: Quantizing Weight and Key/Value Cache for Large Language
+// Models Gains More", arXiv 2402.12065):
+//  - past-only quantization: the tokens of the current forward call (the one decoded token, or the whole
+//    prefill) attend to their own K/V in f32; they are stored quantized at once and only the quantized copy
+//    is read by later calls (no f32 residual window: every past token is quantized).
+//  - two-dimensional quantization: a static per-channel shift δ and scale s (calibrated offline by the
+//    `wkvquant` recipe stage, quant/wkvquant.h, stored in the model as Block::kv_smooth) turn x into
+//    x̃ = (x − δ) / s, then x̃ is quantized dynamically per token, one asymmetric (scale, min) pair per group of
+//    value_group channels (f16, as above); decoding gives x̂ = Q(x̃) · s + δ. Both keys and values.
+//    A model without kv_smooth uses δ = 0, s = 1 (plain per-token).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -19,11 +30,14 @@ namespace lmp {
 
 class Rope;
 
+enum class KVMethod { Kivi, Wkv };
+
 struct KVQuantOptions {
+  KVMethod method = KVMethod::Kivi;
   int bits = 0;            // 0 = f32 cache; 2, 4 or 8
   int group_tokens = 32;   // tokens per key chunk
   int residual = 32;       // recent tokens kept in f32
-  int value_group = 32;    // channels per value group (clamped to head_dim)
+  int value_group = 32;    // channels per value group (clamped to head_dim); Wkv: keys too
   bool pre_rope = false;
   bool quantized() const { return bits > 0; }
 };
@@ -41,8 +55,9 @@ class KVCache {
   const KVQuantOptions& quant() const { return q_; }
   void clear();
   // Stores the keys and values (kv_heads × head_dim each) of `layer` at position pos ∈ [length(), capacity).
-  // Keys are post-RoPE, or pre-RoPE when quant().pre_rope.
-  void store(int layer, int pos, const float* k, const float* v);
+  // Keys are post-RoPE, or pre-RoPE when quant().pre_rope. smooth: the layer's Block::kv_smooth (Wkv only;
+  // nullptr or empty = identity), copied on the layer's first store after clear().
+  void store(int layer, int pos, const float* k, const float* v, const std::vector<float>* smooth = nullptr);
   // out (head_dim) = Σ_{j≤t} softmax_j(scale · q·k_j) · v_j for kv head `kv_head` of `layer`.
   // scratch is per-thread work space.
   void attend(int layer, int kv_head, const float* q, int t, float scale, float* out,
@@ -51,6 +66,8 @@ class KVCache {
   void advance(int n);
   size_t bytes() const;  // bytes held for the current length (codes, f16 params, f32 tail)
   int quantized_length() const { return qlen_; }
+  // The key (as stored: pre-RoPE when pre_rope) and value at position j < length() as attention reads them.
+  void read(int layer, int kv_head, int j, float* k, float* v) const;
 
  private:
   struct Head {
@@ -62,13 +79,16 @@ class KVCache {
   Head& head(int l, int g) { return heads_[size_t(l) * kv_heads_ + g]; }
   const Head& head(int l, int g) const { return heads_[size_t(l) * kv_heads_ + g]; }
   void quantize_chunk(Head& h);
-  void key(const Head& h, int j, float* k) const;   // decoded (and rotated if pre_rope) key at position j
-  void value(const Head& h, int j, float* v) const;
+  void quantize_token(int layer, int g, const float* k, const float* v);  // Wkv
+  void raw_key(int l, int g, int j, float* k) const;  // decoded, as stored (not rotated)
+  void key(int l, int g, int j, float* k) const;   // decoded (and rotated if pre_rope) key at position j
+  void value(int l, int g, int j, float* v) const;
 
   int capacity_, hs_, layers_, kv_heads_, len_ = 0, qlen_ = 0, vgroups_;
   std::vector<int> layer_kv_;  // kv heads of each layer (≤ kv_heads_ after structured pruning)
   KVQuantOptions q_;
   std::vector<Head> heads_;
+  std::vector<std::vector<float>> smooth_;  // Wkv: per layer (4, kv_heads · hs) or empty
   Rope* rope_ = nullptr;  // for pre_rope keys
 };
 

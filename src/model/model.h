@@ -41,6 +41,10 @@ struct Block {
   // MLP output is added, because consecutive sites live in different rotated bases. Absent (w null) = identity;
   // present only when cfg.residual_shortcuts.
   Linear attn_shortcut, mlp_shortcut;
+  // WKVQuant (model/kv_cache.h): static per-channel smoothing of the cached K and V, (4, kv_heads · head_dim)
+  // rows key shift δ, key scale s, value shift, value scale; empty = none. Stored as
+  // "model.layers.<l>.self_attn.kv_smooth".
+  std::vector<float> kv_smooth;
   Linear& at(LinearKind k) { return lin[int(k)]; }
   const Linear& at(LinearKind k) const { return lin[int(k)]; }
 };

@@ -94,7 +94,7 @@ OsPlusParams os_plus_search(const float* X, int64_t n, int64_t C, const std::vec
 }
 
 void os_plus_apply_site(Block& b, bool attn, const OsPlusParams& p, bool quantize, int group) {
-  fold_norm_input_scales(b, attn, p.s);
+  fold_smoothing(b, attn ? SmoothSite::Attn : SmoothSite::Mlp, p.s);
   using K = LinearKind;
   const std::vector<K> kinds = attn ? std::vector<K>{K::Q, K::K, K::V} : std::vector<K>{K::Gate, K::Up};
   for (K k : kinds) b.at(k) = transformed(b.at(k), p, quantize, group, true);

@@ -8,7 +8,7 @@
 // the Linears reading x, ‖Q(x̃) Q(W̃)ᵀ + Ŵ z̃ − x Wᵀ‖². The transform is equivalent in float:
 //   x Wᵀ + b = x̃ (W diag(s))ᵀ + (b + W z).
 // Folding here (Llama, RMSNorm without a bias): s into the norm weight and W (SmoothQuant's folding,
-// quant/smoothquant.h fold_norm_input_scales); the shift z̃ = z / s cannot enter the RMSNorm, so each consumer
+// quant/smoothquant.h fold_smoothing); the shift z̃ = z / s cannot enter the RMSNorm, so each consumer
 // Linear stores it (kernels/shifted.h: subtract, then the W8A8 kernel) and its bias becomes b + Ŵ z̃.
 // Sites: the attention input (q/k/v) and the MLP input (gate/up); o_proj and down_proj become plain W8A8.
 // Stored: q/k/v/gate/up ShiftedMatrix{W8A8Matrix} + f32 bias; o/down W8A8Matrix; the norms rescaled.

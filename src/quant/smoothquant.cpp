@@ -51,40 +51,63 @@ void divide_rows(Linear& l, const std::vector<float>& s) {
 
 }  // namespace
 
-void fold_norm_input_scales(Block& b, bool attn, const std::vector<float>& s) {
-  std::vector<float>& norm = attn ? b.attn_norm : b.ffn_norm;
-  check(norm.size() == s.size(), "fold_norm_input_scales: {} scales for a norm of width {}", s.size(), norm.size());
-  for (size_t j = 0; j < s.size(); j++) norm[j] /= s[j];
+bool smoothable(const Block& b, SmoothSite site) {
+  return site != SmoothSite::O || b.at(LinearKind::V).out() == b.at(LinearKind::O).in();
+}
+
+LinearKind site_kind(SmoothSite site) {
+  constexpr LinearKind k[] = {LinearKind::Q, LinearKind::Gate, LinearKind::O, LinearKind::Down};
+  return k[int(site)];
+}
+
+static std::vector<LinearKind> site_kinds(SmoothSite site) {
   using K = LinearKind;
-  if (attn)
-    for (K k : {K::Q, K::K, K::V}) scale_columns(b.at(k), s);
-  else
-    for (K k : {K::Gate, K::Up}) scale_columns(b.at(k), s);
+  switch (site) {
+    case SmoothSite::Attn: return {K::Q, K::K, K::V};
+    case SmoothSite::Mlp: return {K::Gate, K::Up};
+    case SmoothSite::O: return {K::O};
+    case SmoothSite::Down: return {K::Down};
+  }
+  return {};
+}
+
+std::vector<const Linear*> site_readers(const Block& b, SmoothSite site) {
+  std::vector<const Linear*> r;
+  for (LinearKind k : site_kinds(site)) r.push_back(&b.at(k));
+  return r;
+}
+
+void fold_smoothing(Block& b, SmoothSite site, const std::vector<float>& s) {
+  using K = LinearKind;
+  check(smoothable(b, site), "smoothing: o_proj input cannot be smoothed under GQA");
+  switch (site) {
+    case SmoothSite::Attn:
+    case SmoothSite::Mlp: {
+      std::vector<float>& norm = site == SmoothSite::Attn ? b.attn_norm : b.ffn_norm;
+      for (size_t j = 0; j < norm.size(); j++) norm[j] /= s[j];
+      break;
+    }
+    case SmoothSite::O: divide_rows(b.at(K::V), s); break;
+    case SmoothSite::Down: divide_rows(b.at(K::Up), s); break;
+  }
+  for (LinearKind k : site_kinds(site)) scale_columns(b.at(k), s);
 }
 
 int smooth_block(Model& m, int layer, const BlockStats& stats, const SmoothOptions& o) {
   Block& b = m.blocks[size_t(layer)];
-  auto lin = [&](LinearKind k) -> Linear& { return b.at(k); };
-  auto amax = [&](LinearKind k) {
-    const LinearStats& st = stats.of(k);
-    check(int64_t(st.abs_max.size()) == lin(k).in(), "smoothquant: block {} has no max|x| statistics for {}", layer,
-          kLinearNames[size_t(k)]);
-    return st.abs_max.data();
-  };
-  using K = LinearKind;
+  std::vector<std::pair<SmoothSite, std::vector<float>>> todo;
   // Every scale from the weights as they are now, then all applied (row and column scalings commute).
-  const int64_t C = m.cfg.hidden;
-  auto s_attn = smooth_scales(amax(K::Q), C, {&lin(K::Q), &lin(K::K), &lin(K::V)}, o.alpha);
-  auto s_mlp = smooth_scales(amax(K::Gate), C, {&lin(K::Gate), &lin(K::Up)}, o.alpha);
-  const bool do_o = o.smooth_o && lin(K::V).out() == lin(K::O).in();
-  std::vector<float> s_o, s_down;
-  if (do_o) s_o = smooth_scales(amax(K::O), lin(K::O).in(), {&lin(K::O)}, o.alpha);
-  if (o.smooth_down) s_down = smooth_scales(amax(K::Down), lin(K::Down).in(), {&lin(K::Down)}, o.alpha);
-  fold_norm_input_scales(b, true, s_attn);
-  fold_norm_input_scales(b, false, s_mlp);
-  if (do_o) divide_rows(lin(K::V), s_o), scale_columns(lin(K::O), s_o);
-  if (o.smooth_down) divide_rows(lin(K::Up), s_down), scale_columns(lin(K::Down), s_down);
-  return 2 + int(do_o) + int(o.smooth_down);
+  for (SmoothSite site : {SmoothSite::Attn, SmoothSite::Mlp, SmoothSite::O, SmoothSite::Down}) {
+    if ((site == SmoothSite::O && !o.smooth_o) || (site == SmoothSite::Down && !o.smooth_down) || !smoothable(b, site))
+      continue;
+    const LinearKind k = site_kind(site);
+    const LinearStats& st = stats.of(k);
+    check(int64_t(st.abs_max.size()) == b.at(k).in(), "smoothquant: block {} has no max|x| statistics for {}", layer,
+          kLinearNames[size_t(k)]);
+    todo.emplace_back(site, smooth_scales(st.abs_max.data(), b.at(k).in(), site_readers(b, site), o.alpha));
+  }
+  for (const auto& [site, s] : todo) fold_smoothing(b, site, s);
+  return int(todo.size());
 }
 
 namespace {

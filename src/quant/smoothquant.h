@@ -25,10 +25,16 @@ struct SmoothOptions {
 
 // s_j for input width C from max|X_j| (C) and the Linears W (rows_i × C) that read that input.
 std::vector<float> smooth_scales(const float* act_max, int64_t C, const std::vector<const Linear*>& lins, double alpha);
-// Folds per-channel scales s of a block's normed input into the block, keeping its function: the RMSNorm weight
-// becomes w / s and the Linears reading it W · diag(s) (attn: q/k/v after the attention norm; else gate/up after
-// the MLP norm). Shared by SmoothQuant and Outlier Suppression+ (quant/os_plus.h).
-void fold_norm_input_scales(Block& b, bool attn, const std::vector<float>& s);
+// The inputs a per-channel scale can be folded across: attention input (q/k/v ← attention RMSNorm), MLP input
+// (gate/up ← MLP RMSNorm), o_proj input (← v_proj rows; only without GQA) and down_proj input (← up_proj rows).
+enum class SmoothSite { Attn, Mlp, O, Down };
+bool smoothable(const Block& b, SmoothSite site);
+// The Linears reading the site's input (q/k/v, gate/up, o or down).
+std::vector<const Linear*> site_readers(const Block& b, SmoothSite site);
+// LinearKind whose input is the site's (for its statistics): Q, Gate, O, Down.
+LinearKind site_kind(SmoothSite site);
+// Y = (X · diag(s)⁻¹) · (diag(s) · Wᵀ): diag(s)⁻¹ into the producer, diag(s) into the readers (dense f32).
+void fold_smoothing(Block& b, SmoothSite site, const std::vector<float>& s);
 // Folds the scales of every smoothable input of block `layer` (statistics of that block) into the block;
 // the model's function is unchanged up to rounding. Returns how many inputs were smoothed (2 to 4).
 int smooth_block(Model& m, int layer, const BlockStats& stats, const SmoothOptions& o);

@@ -117,7 +117,7 @@ TEST(Spqr, QuantizedStatisticsRoundTrip) {
   }
   // Through the quantizer, the file and back: the dequantized statistics of every row equal the values
   // re-derived from the stored tensors (f16 stats + unpacked stat codes), and the weights are bit-identical.
-  Layer L = make_layer(40, 96, 256, 7, 0.01);
+  Layer L = make_layer(40, 1040, 128, 7, 0.01);  // 65 groups per row: rows' stat codes straddle 64-code blocks
   SpqrOptions o;
   auto res = spqr_quantize(L.W.data(), L.R, L.C, L.H, o, "t");
   const int64_t ng = res.q->ngroups();
@@ -206,7 +206,7 @@ TEST(Spqr, BitsPerWeightEqualsStoredBytes) {
 TEST(Spqr, KernelMatchesReference) {
   for (int bits : {2, 3, 4})
     for (int group : {16, 32, 64, 128})
-      for (auto [R, C] : std::vector<std::pair<int64_t, int64_t>>{{5, 16}, {33, 172}, {70, 256}, {16, 1000}}) {
+      for (auto [R, C] : std::vector<std::pair<int64_t, int64_t>>{{5, 16}, {33, 172}, {70, 256}, {16, 1000}, {7, 2000}}) {
         auto m = random_spqr(R, C, SpqrLayout{bits, group, 3, 16}, uint32_t(bits * 1000 + group + C));
         auto x = test::random_vector(size_t(3 * C), uint32_t(C));
         std::vector<float> y(static_cast<size_t>(R)), yr(static_cast<size_t>(R));

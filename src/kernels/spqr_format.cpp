@@ -152,12 +152,27 @@ int64_t SpqrMatrix::max_row_outliers() const {
 }
 
 void SpqrMatrix::row_stats(int64_t r, float* s, float* z) const {
-  const int64_t ng = ngroups();
+  const int64_t ng = ngroups(), i0 = r * ng, b0 = i0 / QK, b1 = (i0 + ng + QK - 1) / QK, bb = 8 * l_.stat_bits;
   const f16_t* st = stats_.data() + r / l_.stat_group * ng * 4;
+  if (ng < QK) {  // short rows: the few codes one by one
+    for (int64_t g = 0; g < ng; g++) {
+      s[g] = spqr_stat(stream_code(scodes_.data(), l_.stat_bits, i0 + g), st[4 * g], st[4 * g + 1]);
+      z[g] = spqr_stat(stream_code(zcodes_.data(), l_.stat_bits, i0 + g), st[4 * g + 2], st[4 * g + 3]);
+    }
+    return;
+  }
+  // Whole 64-code blocks covering the row's codes, unpacked at once.
+  thread_local std::vector<uint8_t> cs, cz;
+  cs.resize(size_t((b1 - b0) * QK));
+  cz.resize(cs.size());
+  for (int64_t b = b0; b < b1; b++) {
+    qblock_unpack(l_.stat_bits, scodes_.data() + b * bb, cs.data() + (b - b0) * QK);
+    qblock_unpack(l_.stat_bits, zcodes_.data() + b * bb, cz.data() + (b - b0) * QK);
+  }
+  const uint8_t *ps = cs.data() + (i0 - b0 * QK), *pz = cz.data() + (i0 - b0 * QK);
   for (int64_t g = 0; g < ng; g++) {
-    const int64_t i = r * ng + g;
-    s[g] = spqr_stat(stream_code(scodes_.data(), l_.stat_bits, i), st[4 * g], st[4 * g + 1]);
-    z[g] = spqr_stat(stream_code(zcodes_.data(), l_.stat_bits, i), st[4 * g + 2], st[4 * g + 3]);
+    s[g] = spqr_stat(ps[g], st[4 * g], st[4 * g + 1]);
+    z[g] = spqr_stat(pz[g], st[4 * g + 2], st[4 * g + 3]);
   }
 }
 

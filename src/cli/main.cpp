@@ -30,7 +30,7 @@ const Command kCommands[] = {
     {"eval", "eval ppl --model DIR --data FILE --format docs|text|wikitext|c4-json --ctx N [--stride N] [--json]\n"
              "  lmpress eval tasks --model DIR --tasks piqa,arc_easy,...|all [--data-dir D] [--limit N] [--json]",
      lmp::cmd_eval},
-    {"bench", "bench --model DIR [--kv-bits B] [--json]   prefill/decode tokens/s, peak RSS, bytes\n"
+    {"bench", "bench --model DIR [--kv-bits B] [--kv-method kivi|wkvquant] [--json]   prefill/decode tokens/s, peak RSS, bytes\n"
               "  lmpress bench matvec --rows R --cols C --format f32|f16|int4_g128_asym|q4_K|... [--n N] [--cold] [--json]",
      lmp::cmd_bench},
     {"compress", "compress --model DIR --recipe R.json -o OUT [--json]", lmp::cmd_compress},

@@ -209,8 +209,10 @@ f32ppl=$(j f32 ppl); f32lp=$(j llamacpp_own_f32_gguf llama_perplexity)
       (if .bp then "\(.bp * 10000 | round / 10000)" else "" end) + " | \(if .win then "yes" else "**no**" end) |")' \
     "$W"/runs/*.json
 } >"$R/table.md"
-# The plot and report: the compressed models only (the f32 references would stretch the axis to 36 bits).
-mapfile -t compressed < <(for f in "$W"/runs/*.json; do jq -e '.group != "reference"' "$f" >/dev/null && echo "$f"; done)
+# The plot and report: the compressed models within 1.5x the f32 ppl (the f32 references would stretch the axis to
+# 36 bits, the collapsed 2-bit models to ppl 400; the table above lists them all).
+mapfile -t compressed < <(for f in "$W"/runs/*.json; do
+  jq -e --argjson f "$f32ppl" '.group != "reference" and (.ppl // 1e9) < 1.5 * $f' "$f" >/dev/null && echo "$f"; done)
 $L report "${compressed[@]}" -o "$W/report.html" --png-dir "$W/plots" --title "lmpress vs llama.cpp: stories260K" >/dev/null
 cp "$W/plots/ppl_vs_bits_by_group.png" "$R/ppl_vs_bits.png"
 cat "$R/table.md"

@@ -28,6 +28,11 @@ class SparseGptStep final : public ObsStep {
     score_.assign(size_t(rows_ * B_), 0.0f);
     if (o_.spec.nm.active()) return;
     fill_scores(b, 0, B_);
+    if (o_.prune_total >= 0) {
+      const int64_t k = o_.prune_total * b.i2 / cols_ - o_.prune_total * b.i1 / cols_;
+      mask_lowest_count(score_.data(), rows_ * B_, k, mask_.data());
+      return;
+    }
     mask_lowest_per_row(score_.data(), rows_, B_, 0, B_, o_.spec.sparsity, mask_.data());
   }
 
@@ -89,6 +94,8 @@ class SparseGptStep final : public ObsStep {
 SparseGptResult sparsegpt_prune(const float* W, int64_t rows, int64_t cols, const std::vector<double>& H,
                                 const SparseGptOptions& o, const std::string& what) {
   check_sparsity_spec(o.spec, cols, what);
+  check(o.prune_total < 0 || (!o.spec.nm.active() && o.prune_total < rows * cols), "{}: an exact prune count "
+        "({}) needs unstructured pruning of fewer than all {} weights", what, o.prune_total, rows * cols);
   check(!o.spec.nm.active() || o.block % o.spec.nm.m == 0, "{}: lazy block {} is not a multiple of M = {}", what,
         o.block, o.spec.nm.m);
   SparseGptStep step(rows, cols, o);

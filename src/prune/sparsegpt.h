@@ -28,6 +28,10 @@ struct SparseGptOptions {
   double damp = 0.01;
   int block = 128;
   bool quantize = false;  // joint quantization of the kept weights on `grid`
+  // ≥ 0 (unstructured only): exactly this many weights are pruned, as the reference code's mask does (the
+  // lowest scores of each whole lazy block, all rows together); block [i1, i2) prunes
+  // ⌊total·i2/cols⌋ − ⌊total·i1/cols⌋. SAMSP (prune/samsp.h) sets it from its allocation.
+  int64_t prune_total = -1;
   QuantGrid grid;
 };
 

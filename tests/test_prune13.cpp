@@ -348,7 +348,8 @@ TEST(Gum, ShrunkModelEqualsMaskedDense) {
 TEST(FlashPrefill, FusedBitmapGemmEqualsReference) {
   if (!sparse_simd_available()) GTEST_SKIP() << "no AVX-512: the fused kernel does not run";
   for (auto [rows, cols, n, p, v] : {std::tuple{70, 128, 16, 0.6, SparseValues::F32}, std::tuple{33, 64, 23, 0.8, SparseValues::F32},
-                                     std::tuple{129, 192, 64, 0.5, SparseValues::F16}, std::tuple{8, 48, 17, 0.0, SparseValues::F16}}) {
+                                     std::tuple{129, 192, 64, 0.5, SparseValues::F16}, std::tuple{8, 48, 17, 0.0, SparseValues::F16},
+                                     std::tuple{21, 2112, 19, 0.7, SparseValues::F32}}) {  // 3 column blocks, ragged
     std::vector<float> W = test::random_vector(size_t(rows * cols), uint32_t(rows));
     std::mt19937 rng(static_cast<uint32_t>(cols));
     for (float& w : W)

@@ -266,8 +266,10 @@ TEST(Samsp, TinyModelCountsZerosExactly) {
   std::string dir = test::temp_dir("samsp_tiny");
   test::TinySpec ts;
   test::write_tiny_model(dir + "/m", ts);
+  for (const char* mask : {"row", "block"}) {
+  SCOPED_TRACE(mask);
   auto m = load_model(dir + "/m");
-  auto mod = make_modifier({{"modifier", "samsp"}, {"sparsity", 0.6}, {"delta", 0.2}});
+  auto mod = make_modifier({{"modifier", "samsp"}, {"sparsity", 0.6}, {"delta", 0.2}, {"mask", mask}});
   run_sequential(*m, random_samples(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
   int64_t zeros = 0, total = 0;
   std::vector<double> sp;
@@ -281,6 +283,7 @@ TEST(Samsp, TinyModelCountsZerosExactly) {
     }
   EXPECT_EQ(zeros, prune_count(total, 0.6));
   EXPECT_GT(*std::max_element(sp.begin(), sp.end()) - *std::min_element(sp.begin(), sp.end()), 0.05);  // mixed
+  }
   EXPECT_THROW(make_modifier({{"modifier", "samsp"}, {"nm", "2:4"}}), Error);
 }
 

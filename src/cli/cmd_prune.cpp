@@ -2,7 +2,7 @@
 //               [--owl-lambda 0.08] [--owl-m 5]] [--bits 4 [--group 128] [--sym]] (sparsegpt: joint quantization)
 //               [--values f32|f16] [--sparse-min 0.3] [--scope matrix|row] (magnitude) [--initial wanda|
 //               sparsegpt|magnitude] (dsnot) [--alpha 1 --bins 128
-//               --block 64 --no-shuffle] (esparse, N:M only) [--delta 0.1] (samsp)
+//               --block 64 --no-shuffle] (esparse, N:M only) [--delta 0.1 --mask row|block] (samsp)
 //               [--damp 0.01] --calib FILE --calib-format docs|text --nsamples N
 //               --seqlen L [--targets RE] [--ignore RE] -o OUT [--json] [--print-recipe]
 // gum: --sparsity is the fraction of MLP neurons removed per layer (a smaller dense model, prune/gum.h).
@@ -55,6 +55,7 @@ int cmd_prune(int argc, char** argv) {
   if (a.opt("bins")) stage["bins"] = a.integer("bins", 128);
   if (a.opt("block")) stage["block"] = a.integer("block", 64);
   if (a.opt("delta")) stage["delta"] = a.real("delta", 0.1);
+  if (auto mk = a.opt("mask")) stage["mask"] = *mk;
   if (a.flag("no-shuffle")) stage["shuffle"] = false;
   targets_from_args(a, stage);
   nlohmann::json rj = {{"stages", {stage}}, {"calibration", calibration_from_args(a)}};

@@ -66,6 +66,9 @@ class SamspModifier final : public PruneModifier {
     delta_ = stage_real(st, "delta", 0.1, 0.0, 0.5, "samsp");
     o_.damp = stage_real(st, "damp", 0.01, 0.0, 1.0, "samsp");
     o_.block = int(stage_int(st, "block", 128, 1, 1 << 16, "samsp"));
+    const std::string mask = st.value("mask", "row");
+    check(mask == "row" || mask == "block", "samsp: mask '{}' must be row or block", mask);
+    o_.block_mask = mask == "block";
   }
   StatsRequest stats_request() const override { return {true, false}; }
 

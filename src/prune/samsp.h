@@ -9,8 +9,10 @@
 //                 z_l/n_l ∈ [p − Δ, p + Δ]. E_l is convex (sorted ε), so the optimum is a global threshold:
 //                 z_l = ⌊(p − Δ)·n_l⌋ plus the Z − Σ⌊(p − Δ)·n_l⌋ lowest ε over all matrices among the ones each
 //                 matrix may still give up. Less sensitive matrices (small ε) get more sparsity.
-//   pruning:      SparseGPT (prune/sparsegpt.h) with exactly z_l weights pruned (prune_total), sequentially,
-//                 each block on the outputs of the already-pruned ones.
+//   pruning:      SparseGPT (prune/sparsegpt.h) with exactly z_l weights pruned (prune_total), spread evenly
+//                 over rows (mask "row", default, like lmpress's SparseGPT) or chosen per lazy block over all rows
+//                 (mask "block", the SparseGPT reference code's mask); sequentially, each block on the outputs
+//                 of the already-pruned ones.
 // Stored: as SparseGPT (sparse bitmap at sparsity ≥ sparse_min, else dense f32 with zeros).
 #pragma once
 #include <memory>

@@ -29,8 +29,12 @@ class SparseGptStep final : public ObsStep {
     if (o_.spec.nm.active()) return;
     fill_scores(b, 0, B_);
     if (o_.prune_total >= 0) {
-      const int64_t k = o_.prune_total * b.i2 / cols_ - o_.prune_total * b.i1 / cols_;
-      mask_lowest_count(score_.data(), rows_ * B_, k, mask_.data());
+      auto share = [](int64_t total, int64_t a, int64_t b, int64_t n) { return total * b / n - total * a / n; };
+      if (o_.block_mask)
+        return mask_lowest_count(score_.data(), rows_ * B_, share(o_.prune_total, b.i1, b.i2, cols_), mask_.data());
+      for (int64_t r = 0; r < rows_; r++)
+        mask_lowest_count(score_.data() + r * B_, B_, share(share(o_.prune_total, r, r + 1, rows_), b.i1, b.i2, cols_),
+                          mask_.data() + r * B_);
       return;
     }
     mask_lowest_per_row(score_.data(), rows_, B_, 0, B_, o_.spec.sparsity, mask_.data());

@@ -1,7 +1,7 @@
 // GEMV (decode, n = 1) of pruned weights in their stored forms against dense f32 (gemv_f32), on Llama-7B
 // layer shapes with synthetic weights (kernels do not depend on the values):
 //   ./build/bench_sparse --benchmark_min_time=0.5
-// Counters: bytes of the stored matrix, GB/s = bytes / time.
+// Counters: bytes of the stored matrix, GB/s = bytes / time. BM_prefill: n ≥ 16 (--benchmark_filter=prefill).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -82,7 +82,50 @@ void shapes(benchmark::internal::Benchmark* b) {
   }
 }
 
+// Prefill (n ≥ 16): Y (n, rows) = X (n, cols) · Wᵀ. Kinds: dense f32 (OpenBLAS sgemm), dense f16 (DenseF16),
+// bitmap f32 / f16 through the fused "load as sparse, compute as dense" kernel (sparse_gemm_avx512.cpp), and
+// bitmap f32 through the previous path (decoded row tiles of 256 + sgemm). args: rows, cols, n, kind, sparsity %.
+enum PrefillKind { PDenseF32, PDenseF16, PFusedF32, PFusedF16, PTilesF32 };
+
+void BM_prefill(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), n = st.range(2);
+  const PrefillKind kind = PrefillKind(st.range(3));
+  const double p = double(st.range(4)) / 100;
+  WeightPtr w;
+  switch (kind) {
+    case PDenseF32: w = std::make_unique<DenseF32>(rows, cols, random_weights(rows, cols)); break;
+    case PDenseF16: w = DenseF16::from_f32(rows, cols, random_weights(rows, cols).data()); break;
+    case PFusedF32: case PTilesF32: w = build(Bitmap32, rows, cols, p); break;
+    case PFusedF16: w = build(Bitmap16, rows, cols, p); break;
+  }
+  std::vector<float> X(size_t(n * cols), 0.5f), Y(size_t(n * rows));
+  for (auto _ : st) {
+    if (kind == PTilesF32) static_cast<const SparseBitmap&>(*w).SparseMatrixBase::matmul(X.data(), n, Y.data());
+    else w->matmul(X.data(), n, Y.data());
+    benchmark::DoNotOptimize(Y.data());
+  }
+  st.counters["MB"] = double(w->nbytes()) / 1e6;
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * double(n * rows * cols), benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+  static const char* names[] = {"dense_f32", "dense_f16", "bitmap_f32 fused", "bitmap_f16 fused", "bitmap_f32 tiles"};
+  std::string label = names[kind];
+  if (kind >= PFusedF32) label.append(1, ' ').append(std::to_string(st.range(4))).append(1, '%');
+  st.SetLabel(label + " n=" + std::to_string(n));
+}
+
+void prefill_shapes(benchmark::internal::Benchmark* b) {
+  for (auto [r, c] : {std::pair{4096, 4096}, std::pair{2048, 5632}})
+    for (int n : {16, 64, 128}) {
+      b->Args({r, c, n, PDenseF32, 0});
+      b->Args({r, c, n, PDenseF16, 0});
+      for (int p : {50, 60, 70, 80}) b->Args({r, c, n, PFusedF32, p});
+      for (int p : {60, 80}) b->Args({r, c, n, PFusedF16, p});
+      b->Args({r, c, n, PTilesF32, 70});
+    }
+}
+
 }  // namespace
 
 BENCHMARK(BM_gemv)->Apply(shapes)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_prefill)->Apply(prefill_shapes)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_MAIN();

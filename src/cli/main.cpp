@@ -47,7 +47,7 @@ const Command kCommands[] = {
      lmp::cmd_compare},
     {"factorize", "factorize --model DIR --method svd|asvd|laser|lplr --ratio R [--alpha A] [--allocate] [--bits B] "
                   "[--calib FILE ...] -o OUT   low-rank factors", lmp::cmd_factorize},
-    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot|flap|slicegpt|depth --sparsity P [--nm 2:4] [--owl] [--bits 4] "
+    {"prune", "prune --model DIR --method magnitude|wanda|sparsegpt|dsnot|esparse|samsp|gum|flap|slicegpt|depth --sparsity P [--nm 2:4] [--owl] [--bits 4] "
               "[--values f32|f16] --calib FILE ... -o OUT", lmp::cmd_prune},
     {"export", "export --model DIR --format gguf|gptq -o OUT [--type auto|f32|f16|q8_0|q4_0|q4_k] [--strict] [--json]",
      lmp::cmd_export},

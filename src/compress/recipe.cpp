@@ -8,7 +8,10 @@
 #include "lowrank/lplr.h"
 #include "lowrank/svd.h"
 #include "prune/dsnot.h"
+#include "prune/esparse.h"
+#include "prune/gum.h"
 #include "prune/magnitude.h"
+#include "prune/samsp.h"
 #include "prune/sparsegpt.h"
 #include "prune/wanda.h"
 #include "quant/awq.h"
@@ -67,6 +70,12 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"wanda", "pruning", "Wanda: lowest |w|·‖x‖₂ per output row or N:M, no update", make_wanda_modifier},
       {"sparsegpt", "pruning", "SparseGPT: OBS sweep pruning (unstructured or N:M), optional joint 4-bit",
        make_sparsegpt_modifier},
+      {"esparse", "pruning", "E-Sparse: N:M by |w|·(entropy + α·rms of x) over shuffled input channels (perm_in)",
+       make_esparse_modifier},
+      {"samsp", "pruning", "SAMSP: per-matrix sparsity from OBS (Hessian) sensitivity under a global target, then SparseGPT",
+       make_samsp_modifier},
+      {"gum", "structured pruning", "GUM: MLP neurons removed by sensitivity × uniqueness (|cos| of activations)",
+       make_gum_modifier},
       {"dsnot", "pruning", "DSnoT: training-free mask refinement of a Wanda/SparseGPT mask", make_dsnot_modifier},
       {"awq", "quantization", "AWQ: activation-aware per-channel scales + clipping search, then RTN", make_awq_modifier},
       {"f16", "quantization", "IEEE half-precision projections (no calibration; the baseline)", make_f16_modifier},

@@ -152,6 +152,13 @@ void SparseBitmap::gemv(const float* x, float* y) const {
   parallel_rows(rows(), cols(), [&](int64_t r0, int64_t r1) { sparse_bitmap_gemv_avx512(*this, x, y, r0, r1); });
 }
 
+void SparseBitmap::matmul(const float* X, int64_t n, float* Y) const {
+  if (n < kPrefillMin || !sparse_simd_in_use() || cols() % 16 != 0) return SparseMatrixBase::matmul(X, n, Y);
+  const int64_t panels = (rows() + 63) / 64;  // 64 rows per task: the kernel's cache panel
+#pragma omp parallel for schedule(static) if (n * rows() * cols() > (1 << 20))
+  for (int64_t i = 0; i < panels; i++) sparse_bitmap_gemm_avx512(*this, X, n, Y, i * 64, std::min(rows(), i * 64 + 64));
+}
+
 nlohmann::json SparseBitmap::save(SafeTensorsWriter& w, const std::string& prefix) const {
   w.add(prefix + ".bitmap", DType::U8, {rows(), words() * 8}, bitmap_.data(), bitmap_.size() * 8);
   w.add(prefix + ".row_ptr", DType::I64, {rows() + 1}, row_ptr_.data(), row_ptr_.size() * 8);

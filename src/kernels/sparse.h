@@ -73,6 +73,10 @@ class SparseBitmap final : public SparseMatrixBase {
   void gemv_ref(const float* x, float* y) const override;
   void decode_rows(int64_t r0, int64_t r1, float* W) const override;
   int64_t nnz() const override { return row_ptr_.back(); }
+  // n ≥ kPrefillMin with AVX-512 and cols % 16 == 0: the fused prefill kernel (sparse_bitmap_gemm_avx512);
+  // otherwise SparseMatrixBase::matmul (n == 1 GEMV, else decoded row tiles + sgemm).
+  void matmul(const float* X, int64_t n, float* Y) const override;
+  static constexpr int64_t kPrefillMin = 16;
 
   int64_t words() const { return (cols() + 63) / 64; }  // u64 bitmap words per row
   SparseValues values_type() const { return values_; }
@@ -194,6 +198,9 @@ bool sparse_simd_in_use();             // available and not forced off
 
 // AVX-512 GEMVs (sparse_avx512.cpp); rows [r0, r1).
 void sparse_bitmap_gemv_avx512(const SparseBitmap& w, const float* x, float* y, int64_t r0, int64_t r1);
+// Prefill: Y (n, rows; ld rows) for rows [r0, r1) from X (n, cols); needs cols % 16 == 0
+// (kernels/sparse_gemm_avx512.cpp, "load as sparse, compute as dense").
+void sparse_bitmap_gemm_avx512(const SparseBitmap& w, const float* X, int64_t n, float* Y, int64_t r0, int64_t r1);
 void sparse_nm_gemv_avx512(const SparseNM& w, const float* x, float* y, int64_t r0, int64_t r1);
 void sparse_nmq4_gemv_avx512(const SparseNMQ4& w, const float* x, float* y, int64_t r0, int64_t r1);
 

@@ -13,6 +13,7 @@
 #include "kernels/lowrank.h"
 #include "kernels/lut.h"
 #include "kernels/olive.h"
+#include "kernels/permuted.h"
 #include "kernels/qint.h"
 #include "kernels/quip_matrix.h"
 #include "kernels/onebit.h"
@@ -79,6 +80,8 @@ const std::vector<WeightFormatInfo>& weight_formats() {
         {"lowrank", "low-rank factors A (m x k) . B (k x n), each in its own format {\"a\": spec, \"b\": spec}", load_lowrank},
         {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
         {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
+        {"perm_in", "E-Sparse: input channels gathered in a stored order, then any format {\"inner\": spec} (N:M)",
+         load_permuted},
         {"bcq", "BCQ / LUT-GEMM: q sign bit-planes + f16 alpha per (plane, row, group), LUT-GEMM kernel", load_bcq},
         {"spqr", "SpQR: b-bit codes in small groups, 3-bit quantized scales/zeros (f16 second level) + CSR f16 outliers",
          load_spqr},

@@ -68,6 +68,11 @@ void mask_lowest_in_matrix(const float* scores, int64_t n, double p, uint8_t* ma
   mark_lowest(scores, n, prune_count(n, p), 1, mask, idx);
 }
 
+void mask_lowest_count(const float* scores, int64_t n, int64_t k, uint8_t* mask) {
+  std::vector<int64_t> idx;
+  mark_lowest(scores, n, k, 1, mask, idx);
+}
+
 void mask_nm(const float* scores, int64_t rows, int64_t cols, int64_t c0, int64_t len, NMPattern nm, uint8_t* mask) {
   std::vector<int64_t> idx;
   for (int64_t r = 0; r < rows; r++)

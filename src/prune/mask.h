@@ -40,6 +40,8 @@ void mask_lowest_per_row(const float* scores, int64_t rows, int64_t cols, int64_
                          uint8_t* mask);
 // The prune_count(n, p) lowest of all n scores.
 void mask_lowest_in_matrix(const float* scores, int64_t n, double p, uint8_t* mask);
+// The k lowest of all n scores (exact count; SAMSP's allocated counts).
+void mask_lowest_count(const float* scores, int64_t n, int64_t k, uint8_t* mask);
 // Columns [c0, c0 + len) (len a multiple of M) of each row: in each group of M, the M − N lowest.
 void mask_nm(const float* scores, int64_t rows, int64_t cols, int64_t c0, int64_t len, NMPattern nm, uint8_t* mask);
 // The mask a spec asks for, per row (or N:M) over the whole width.

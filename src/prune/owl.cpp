@@ -9,13 +9,10 @@
 
 namespace lmp {
 
-namespace {
-
-// Σx² per input site of block l over all samples (merged in sample order), then the samples advance.
-BlockStats channel_stats_and_advance(const Model& m, int l, std::vector<std::vector<float>>& xs, int L) {
+BlockStats block_stats_and_advance(const Model& m, int l, std::vector<std::vector<float>>& xs, int L,
+                                   const StatsRequest& req) {
   const ModelConfig& c = m.cfg;
   const int64_t widths[kInputSites] = {c.hidden, int64_t(c.heads(l)) * c.head_dim, c.hidden, c.ffn(l)};
-  const StatsRequest req{false, true};
   std::vector<BlockStats> per(xs.size());
 #pragma omp parallel
   {
@@ -37,6 +34,8 @@ BlockStats channel_stats_and_advance(const Model& m, int l, std::vector<std::vec
     for (int k = 0; k < kInputSites; k++) total.site[size_t(k)].merge(p.site[size_t(k)]);
   return total;
 }
+
+namespace {
 
 // D_l = fraction of Wanda scores above M · mean, over the layer's targeted Linears.
 double outlier_ratio(const Model& m, int l, const BlockStats& st, double M, const Targets& targets) {
@@ -61,7 +60,7 @@ std::vector<double> owl_outlier_ratios(const Model& m, const std::vector<std::ve
   std::vector<std::vector<float>> xs = inputs;  // the pipeline keeps its own copy
   std::vector<double> D;
   for (int l = 0; l < m.cfg.n_layers; l++) {
-    BlockStats st = channel_stats_and_advance(m, l, xs, L);
+    BlockStats st = block_stats_and_advance(m, l, xs, L, StatsRequest{false, true});
     D.push_back(outlier_ratio(m, l, st, M, targets));
   }
   return D;

@@ -9,11 +9,17 @@
 #pragma once
 #include <vector>
 
+#include "calib/stats.h"
 #include "calib/targets.h"
 #include "model/model.h"
 
 namespace lmp {
 
+// Runs block l of the model as it is on xs ((N) × (L, C)), in place (xs become block l's outputs), and
+// returns the statistics `req` of its Linears' inputs over all samples (merged in sample order). The dense
+// pre-passes of OWL and SAMSP (prune/samsp.h) walk the model with it.
+BlockStats block_stats_and_advance(const Model& m, int l, std::vector<std::vector<float>>& xs, int L,
+                                   const StatsRequest& req);
 // D_l for every layer: runs the dense model's blocks on `inputs` ((N) × (L, C), block 0's inputs).
 std::vector<double> owl_outlier_ratios(const Model& m, const std::vector<std::vector<float>>& inputs, int L,
                                        double M, const Targets& targets);

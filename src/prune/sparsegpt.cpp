@@ -28,6 +28,15 @@ class SparseGptStep final : public ObsStep {
     score_.assign(size_t(rows_ * B_), 0.0f);
     if (o_.spec.nm.active()) return;
     fill_scores(b, 0, B_);
+    if (o_.prune_total >= 0) {
+      auto share = [](int64_t total, int64_t a, int64_t b, int64_t n) { return total * b / n - total * a / n; };
+      if (o_.block_mask)
+        return mask_lowest_count(score_.data(), rows_ * B_, share(o_.prune_total, b.i1, b.i2, cols_), mask_.data());
+      for (int64_t r = 0; r < rows_; r++)
+        mask_lowest_count(score_.data() + r * B_, B_, share(share(o_.prune_total, r, r + 1, rows_), b.i1, b.i2, cols_),
+                          mask_.data() + r * B_);
+      return;
+    }
     mask_lowest_per_row(score_.data(), rows_, B_, 0, B_, o_.spec.sparsity, mask_.data());
   }
 
@@ -89,6 +98,8 @@ class SparseGptStep final : public ObsStep {
 SparseGptResult sparsegpt_prune(const float* W, int64_t rows, int64_t cols, const std::vector<double>& H,
                                 const SparseGptOptions& o, const std::string& what) {
   check_sparsity_spec(o.spec, cols, what);
+  check(o.prune_total < 0 || (!o.spec.nm.active() && o.prune_total < rows * cols), "{}: an exact prune count "
+        "({}) needs unstructured pruning of fewer than all {} weights", what, o.prune_total, rows * cols);
   check(!o.spec.nm.active() || o.block % o.spec.nm.m == 0, "{}: lazy block {} is not a multiple of M = {}", what,
         o.block, o.spec.nm.m);
   SparseGptStep step(rows, cols, o);

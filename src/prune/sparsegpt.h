@@ -28,6 +28,12 @@ struct SparseGptOptions {
   double damp = 0.01;
   int block = 128;
   bool quantize = false;  // joint quantization of the kept weights on `grid`
+  // ≥ 0 (unstructured only): exactly this many weights are pruned. SAMSP (prune/samsp.h) sets it from its
+  // allocation. Spread ⌊total·i2/cols⌋ − ⌊total·i1/cols⌋ over lazy block [i1, i2); per row (total_rows: row r
+  // gets ⌊total·(r+1)/rows⌋ − ⌊total·r/rows⌋, split over blocks the same way) or, with block_mask, as the
+  // reference code's mask does (the lowest scores of the whole block, all rows together).
+  int64_t prune_total = -1;
+  bool block_mask = false;
   QuantGrid grid;
 };
 

@@ -351,6 +351,7 @@ GgufExportResult export_gguf(const Model& m, const std::string& path, const Gguf
   };
   const auto perm_q = inverse(rope_rows_hf_from_gguf(c.n_heads, c.head_dim));
   const auto perm_k = inverse(rope_rows_hf_from_gguf(c.n_kv_heads, c.head_dim));
+  m.require_dense_embed("export --format gguf");
   ex.embedding(m.embed, c.vocab, c.hidden);
   ex.vector_f32("output_norm.weight", m.final_norm);
   if (!c.tie_embeddings) ex.matrix("output.weight", *m.lm_head.w, nullptr);

@@ -25,7 +25,7 @@ const Tokenizer& Model::tokenizer() const {
 }
 
 int64_t Model::n_params() const {
-  int64_t n = int64_t(embed.size() + final_norm.size());
+  int64_t n = (embed_w ? embed_w->n_params() : int64_t(embed.size())) + int64_t(final_norm.size());
   if (!cfg.tie_embeddings) n += lm_head.w->n_params();
   for (const auto& b : blocks) {
     n += int64_t(b.attn_norm.size() + b.ffn_norm.size());
@@ -37,7 +37,7 @@ int64_t Model::n_params() const {
 }
 
 size_t Model::n_bytes() const {
-  size_t n = (embed.size() + final_norm.size()) * 4;
+  size_t n = (embed_w ? embed_w->nbytes() : embed.size() * 4) + final_norm.size() * 4;
   if (!cfg.tie_embeddings) n += lm_head.w->nbytes();
   for (const auto& b : blocks) {
     n += (b.attn_norm.size() + b.ffn_norm.size()) * 4;
@@ -58,9 +58,44 @@ double Model::linear_bits_per_weight() const {
   return weights > 0 ? bits / weights : 0;
 }
 
+namespace {
+
+// The tied LM head over a compressed embedding: the same stored matrix, borrowed (the model owns it).
+class BorrowedWeight final : public WeightMatrix {
+ public:
+  explicit BorrowedWeight(const WeightMatrix& w) : WeightMatrix(w.rows(), w.cols()), w_(w) {}
+  std::string format() const override { return w_.format(); }
+  size_t nbytes() const override { return w_.nbytes(); }
+  int64_t n_params() const override { return w_.n_params(); }
+  void matmul(const float* X, int64_t n, float* Y) const override { w_.matmul(X, n, Y); }
+  void dequantize(float* W) const override { w_.dequantize(W); }
+  void dequantize_row(int64_t r, float* out) const override { w_.dequantize_row(r, out); }
+  nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const override { return w_.save(w, prefix); }
+
+ private:
+  const WeightMatrix& w_;
+};
+
+}  // namespace
+
 void Model::retie_head() {
-  if (cfg.tie_embeddings)
+  if (!cfg.tie_embeddings) return;
+  if (embed_w)
+    lm_head.w = std::make_unique<BorrowedWeight>(*embed_w);
+  else
     lm_head.w = std::make_unique<DenseF32>(cfg.vocab, cfg.hidden, embed.data(), nullptr);
+}
+
+void Model::embed_row(int id, float* out) const {
+  if (embed_w)
+    embed_w->dequantize_row(id, out);
+  else
+    std::copy_n(embed.data() + size_t(id) * size_t(cfg.hidden), cfg.hidden, out);
+}
+
+void Model::require_dense_embed(const std::string& what) const {
+  check(!embed_w, "{}: the embedding table is stored as {} (TensorGPT); {} needs a dense table", dir,
+        embed_w ? embed_w->format() : "", what);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -116,7 +151,13 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   Checkpoint ck(dir);
   const ModelConfig& c = m->cfg;
   const int64_t C = c.hidden, hs = c.head_dim;
-  m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
+  if (qlayers.contains("model.embed_tokens")) {  // a compressed table (TensorGPT)
+    m->embed_w = load_weight(ck, "model.embed_tokens", qlayers["model.embed_tokens"]);
+    check(m->embed_w->rows() == c.vocab && m->embed_w->cols() == C, "{}: model.embed_tokens has shape [{}, {}], "
+          "config wants [{}, {}]", ck.where(), m->embed_w->rows(), m->embed_w->cols(), c.vocab, C);
+  } else {
+    m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
+  }
   m->final_norm = load_vector(ck, "model.norm.weight", C);
   for (int l = 0; l < c.n_layers; l++) {
     Block b;
@@ -166,7 +207,10 @@ void save_model(const Model& m, const std::string& out_dir) {
   try {
     SafeTensorsWriter w;
     nlohmann::json layers = nlohmann::json::object();
-    w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
+    if (m.embed_w)
+      layers["model.embed_tokens"] = m.embed_w->save(w, "model.embed_tokens");
+    else
+      w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
     w.add_f32("model.norm.weight", {c.hidden}, m.final_norm.data());
     for (int l = 0; l < c.n_layers; l++) {
       const Block& b = m.blocks[size_t(l)];

@@ -48,7 +48,8 @@ struct Block {
 struct Model {
   ModelConfig cfg;
   std::string dir;                  // where it was loaded from (tokenizer files are read from here)
-  std::vector<float> embed;         // (V, C)
+  std::vector<float> embed;         // (V, C); empty when embed_w holds the table
+  WeightPtr embed_w;                // (V, C) in a compressed row format (TensorGPT's tt_rows), or null
   std::vector<float> final_norm;    // (C)
   Linear lm_head;                   // (V, C); borrows embed when tied
   std::vector<Block> blocks;        // (L)
@@ -64,7 +65,12 @@ struct Model {
   double linear_bits_per_weight() const;
 
   // Called when the tied head must stop borrowing embed (e.g. the embedding is about to change).
+  // With a compressed embedding (embed_w) the tied head runs from that format's own kernel.
   void retie_head();
+  // Row `id` of the embedding table, dense or compressed, into out (hidden floats).
+  void embed_row(int id, float* out) const;
+  // Throws lmp::Error naming `what` when the table is stored compressed (for code that rewrites it densely).
+  void require_dense_embed(const std::string& what) const;
 
  private:
   mutable std::unique_ptr<Tokenizer> tok_;

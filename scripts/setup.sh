@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev
       googletest libgtest-dev libbenchmark-dev libomp-dev libsentencepiece-dev libpcre2-dev libfmt-dev python3
-      libbz2-dev zlib1g-dev)
+      libbz2-dev zlib1g-dev jq ccache)  # jq: bench/vs-llamacpp-*.sh; ccache: faster rebuilds
 # Optional: the data-parallel (Open MPI) flavour, cmake -DLMP_MPI=ON. Not needed by the default build.
 [ "${LMP_WITH_MPI:-0}" = 1 ] && pkgs+=(libopenmpi-dev openmpi-bin)
 missing=()

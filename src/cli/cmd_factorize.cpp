@@ -1,7 +1,8 @@
-// lmpress factorize --model DIR --method svd|asvd|laser|lplr [--ratio R | --energy E (svd)] [--alpha A (asvd)]
+// lmpress factorize --model DIR --method svd|asvd|laser|lplr|tensorgpt [--ratio R | --energy E (svd)] [--alpha A (asvd)]
 //                   [--factor-dtype f32|f16] [--allocate [--grid 0.4,...,1.0]] (asvd: per-layer ratios)
 //                   [--keep 0.02,0.05,0.1,0.25 --stack N] (laser search grid and greedy stacking)
 //                   [--bits B [--bits-b B2] --group G --sym --sketch gaussian|svd --sketch-seed S] (lplr)
+//                   [--tt-rank R [--tt-shape 4,4,4]] (tensorgpt: the embedding table as per-token tensor trains)
 //                   [--calib FILE --calib-format docs|text --nsamples N --seqlen L --search-samples S (4)]
 //                   [--targets RE] [--ignore RE] -o OUT [--json] [--print-recipe]
 // Builds a one-stage recipe and runs it like `compress`. The searches (ASVD's sensitivity-based allocation,
@@ -51,10 +52,21 @@ int cmd_factorize(int argc, char** argv) {
   Args a(argc, argv, 2, {"json", "allocate", "sym", "print-recipe"});
   std::string dir = a.required("model"), out = a.required("output");
   std::string method = a.required("method");
-  check(method == "svd" || method == "asvd" || method == "laser" || method == "lplr",
-        "--method '{}': choose svd, asvd, laser or lplr", method);
+  check(method == "svd" || method == "asvd" || method == "laser" || method == "lplr" || method == "tensorgpt",
+        "--method '{}': choose svd, asvd, laser, lplr or tensorgpt", method);
   nlohmann::json stage = {{"modifier", method}};
-  if (method != "laser") {
+  if (method == "tensorgpt") {
+    check(a.opt("tt-rank").has_value(), "--method tensorgpt needs --tt-rank R (the largest TT-rank, ≥ 1)");
+    stage["tt_rank"] = a.integer("tt-rank", 1);
+    if (a.opt("tt-shape")) {
+      nlohmann::json shape = nlohmann::json::array();
+      for (double d : parse_real_list(a.str("tt-shape", ""), "tt-shape")) {
+        check(d >= 1 && d == double(int64_t(d)), "--tt-shape: mode sizes must be integers ≥ 1 (got {})", d);
+        shape.push_back(int64_t(d));
+      }
+      stage["tt_shape"] = shape;
+    }
+  } else if (method != "laser") {
     if (auto e = a.opt("energy")) {
       check(method == "svd", "--energy is only supported by --method svd");
       stage["energy"] = a.real("energy", 0);

@@ -7,6 +7,7 @@
 #include "lowrank/laser.h"
 #include "lowrank/lplr.h"
 #include "lowrank/svd.h"
+#include "lowrank/tensorgpt.h"
 #include "prune/dsnot.h"
 #include "prune/esparse.h"
 #include "prune/gum.h"
@@ -65,6 +66,8 @@ const std::vector<ModifierInfo>& modifier_table() {
       {"asvd", "low-rank", "ASVD: SVD of W diag(mean|x|^alpha), scaling undone; optional per-layer ratios", make_asvd_modifier},
       {"laser", "low-rank", "LASER: rank reduction of chosen Linears (interventions from `factorize --method laser`)", make_laser_modifier},
       {"lplr", "low-rank", "LPLR: quantized Gaussian sketch L, least-squares R, both factors packed int", make_lplr_modifier},
+      {"tensorgpt", "low-rank", "TensorGPT: each token embedding as a tensor train (TT-SVD, ranks <= tt_rank)",
+       make_tensorgpt_modifier},
       {"magnitude", "pruning", "magnitude pruning: lowest |w| per matrix or row, or N:M (no calibration)",
        make_magnitude_modifier},
       {"wanda", "pruning", "Wanda: lowest |w|·‖x‖₂ per output row or N:M, no update", make_wanda_modifier},

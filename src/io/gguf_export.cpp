@@ -352,9 +352,11 @@ GgufExportResult export_gguf(const Model& m, const std::string& path, const Gguf
   const auto perm_q = inverse(rope_rows_hf_from_gguf(c.n_heads, c.head_dim));
   const auto perm_k = inverse(rope_rows_hf_from_gguf(c.n_kv_heads, c.head_dim));
   if (m.tied_head_stored())  // the one stored copy of a tied table: mapped like a projection (e.g. int8 g32 -> Q8_0)
-    ex.matrix("token_embd.weight", *m.lm_head.w, nullptr);
-  else
+    ex.matrix("token_embd.weight", *m.embed_w, nullptr);
+  else {
+    m.require_dense_embed("export --format gguf");
     ex.embedding(m.embed, c.vocab, c.hidden);
+  }
   ex.vector_f32("output_norm.weight", m.final_norm);
   if (!c.tie_embeddings) ex.matrix("output.weight", *m.lm_head.w, nullptr);
   static const char* const kNames[kLinearsPerBlock] = {"attn_q", "attn_k", "attn_v", "attn_output",

@@ -163,6 +163,7 @@ GptqExportReport export_gptq(const Model& m, const std::string& out_dir, const G
   const ModelConfig& c = m.cfg;
   GptqExportReport rep;
   rep.grid = model_grid(m);
+  m.require_dense_embed("export --format gptq");
   SafeTensorsWriter w;
   add_f16(w, "model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data(), m.embed.size());
   add_f16(w, "model.norm.weight", {c.hidden}, m.final_norm.data(), m.final_norm.size());

@@ -3,6 +3,7 @@
 // integer, sparse, low-rank, ...) is one implementation; formats are registered by name in
 // kernels/weight_registry so that loading and saving reach them through one table.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,6 +32,15 @@ class WeightMatrix {
   virtual void matmul(const float* X, int64_t n, float* Y) const = 0;
   // Dense f32 values (rows × cols, row-major) that matmul computes with.
   virtual void dequantize(float* W) const = 0;
+  // Row r of those values (cols floats). Formats that can rebuild one row cheaply override it (a compressed
+  // embedding table is read this way, one token at a time); the default dequantizes the whole matrix.
+  virtual void dequantize_row(int64_t r, float* out) const {
+    std::vector<float> W = dense();
+    std::copy_n(W.data() + r * cols_, cols_, out);
+  }
+  // True when dequantize_row reads only that row's data (a stored embedding table is then looked up from the
+  // format itself; otherwise the model keeps a dense f32 copy for lookups).
+  virtual bool row_lookup() const { return false; }
   // Writes this matrix's tensors as "<prefix>.<part>" and returns the JSON spec that load needs
   // ({"format": ..., other parameters}); the spec goes into the model's quantization_config.
   virtual nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const = 0;

@@ -11,6 +11,7 @@
 #include "kernels/fp_act.h"
 #include "kernels/ggml_blocks_matrix.h"
 #include "kernels/lowrank.h"
+#include "kernels/tt_rows.h"
 #include "kernels/lut.h"
 #include "kernels/olive.h"
 #include "kernels/permuted.h"
@@ -78,6 +79,7 @@ const std::vector<WeightFormatInfo>& weight_formats() {
          load_llm_int8},
         {"ggml", "llama.cpp/GGUF block format {\"type\": \"q4_K\", ...} (raw blocks, 2.6-8.5 bits/weight)", load_ggml_weight},
         {"lowrank", "low-rank factors A (m x k) . B (k x n), each in its own format {\"a\": spec, \"b\": spec}", load_lowrank},
+        {"tt_rows", "TensorGPT: every row a tensor train (TT cores per row, f32), rebuilt row by row", load_tt_rows},
         {"lut", "SqueezeLLM: b-bit codes + f16 lookup table (2^b centroids) per row, optional sparse side matrix", load_lut},
         {"colsplit", "OWQ: kept input columns in f16 + the rest in any format {\"rest\": spec}", load_colsplit},
         {"perm_in", "E-Sparse: input channels gathered in a stored order, then any format {\"inner\": spec} (N:M)",

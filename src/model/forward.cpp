@@ -154,7 +154,7 @@ void Forward::embed(const int* ids, int n, float* x) const {
   const int C = m_.cfg.hidden;
   for (int t = 0; t < n; t++) {
     check(ids[t] >= 0 && ids[t] < m_.cfg.vocab, "token id {} outside the vocabulary (0..{})", ids[t], m_.cfg.vocab - 1);
-    std::copy_n(m_.embed.data() + size_t(ids[t]) * C, C, x + size_t(t) * C);
+    m_.embed_row(ids[t], x + size_t(t) * C);
   }
 }
 

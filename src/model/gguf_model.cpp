@@ -244,7 +244,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
     c.tie_embeddings = true;
     m->retie_head();
     // A quantized tied table stays stored as llama.cpp holds it: the head runs on its blocks, lookups read embed.
-    if (emb->type != GgmlType::F32) m->lm_head.w = make_ggml_weight(emb->type, c.vocab, C, emb->data, file);
+    if (emb->type != GgmlType::F32) m->set_embed_table(make_ggml_weight(emb->type, c.vocab, C, emb->data, file));
   }
   return m;
 }

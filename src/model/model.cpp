@@ -25,10 +25,10 @@ const Tokenizer& Model::tokenizer() const {
 }
 
 int64_t Model::n_params() const {
-  int64_t n = int64_t(embed.size() + final_norm.size());
+  int64_t n = (embed_w ? embed_w->n_params() : int64_t(embed.size())) + int64_t(final_norm.size());
   if (!cfg.tie_embeddings) n += lm_head.w->n_params();
   for (const auto& b : blocks) {
-    n += int64_t(b.attn_norm.size() + b.ffn_norm.size() + b.kv_smooth.size());
+    n += int64_t(b.attn_norm.size() + b.ffn_norm.size());
     for (const auto& l : b.lin) n += l.w->n_params() + int64_t(l.bias.size());
     for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
       if (s->w) n += s->w->n_params();
@@ -37,10 +37,10 @@ int64_t Model::n_params() const {
 }
 
 size_t Model::n_bytes() const {
-  size_t n = final_norm.size() * 4 + (tied_head_stored() ? lm_head.w->nbytes() : embed.size() * 4);
+  size_t n = (embed_w ? embed_w->nbytes() : embed.size() * 4) + final_norm.size() * 4;
   if (!cfg.tie_embeddings) n += lm_head.w->nbytes();
   for (const auto& b : blocks) {
-    n += (b.attn_norm.size() + b.ffn_norm.size() + b.kv_smooth.size()) * 4;
+    n += (b.attn_norm.size() + b.ffn_norm.size()) * 4;
     for (const auto& l : b.lin) n += l.w->nbytes() + l.bias.size() * 4;
     for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
       if (s->w) n += s->w->nbytes();
@@ -58,18 +58,60 @@ double Model::linear_bits_per_weight() const {
   return weights > 0 ? bits / weights : 0;
 }
 
-bool Model::tied_head_stored() const {
-  return cfg.tie_embeddings && lm_head.w && lm_head.w->format() != "f32";
+namespace {
+
+// The tied LM head over a compressed embedding: the same stored matrix, borrowed (the model owns it).
+class BorrowedWeight final : public WeightMatrix {
+ public:
+  explicit BorrowedWeight(const WeightMatrix& w) : WeightMatrix(w.rows(), w.cols()), w_(w) {}
+  std::string format() const override { return w_.format(); }
+  size_t nbytes() const override { return w_.nbytes(); }
+  int64_t n_params() const override { return w_.n_params(); }
+  void matmul(const float* X, int64_t n, float* Y) const override { w_.matmul(X, n, Y); }
+  void dequantize(float* W) const override { w_.dequantize(W); }
+  void dequantize_row(int64_t r, float* out) const override { w_.dequantize_row(r, out); }
+  nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const override { return w_.save(w, prefix); }
+
+ private:
+  const WeightMatrix& w_;
+};
+
+}  // namespace
+
+void Model::set_embed_table(WeightPtr w) {
+  embed_w = std::move(w);
+  if (embed_w->row_lookup())
+    std::vector<float>().swap(embed);
+  else
+    embed = embed_w->dense();
+  retie_head();
 }
 
 void Model::set_head(WeightPtr w) {
-  lm_head.w = std::move(w);
-  if (cfg.tie_embeddings) embed = lm_head.w->dense();
+  if (cfg.tie_embeddings)
+    set_embed_table(std::move(w));
+  else
+    lm_head.w = std::move(w);
 }
 
 void Model::retie_head() {
-  if (cfg.tie_embeddings)
+  if (!cfg.tie_embeddings) return;
+  if (embed_w)
+    lm_head.w = std::make_unique<BorrowedWeight>(*embed_w);
+  else
     lm_head.w = std::make_unique<DenseF32>(cfg.vocab, cfg.hidden, embed.data(), nullptr);
+}
+
+void Model::embed_row(int id, float* out) const {
+  if (!embed.empty())
+    std::copy_n(embed.data() + size_t(id) * size_t(cfg.hidden), cfg.hidden, out);
+  else
+    embed_w->dequantize_row(id, out);
+}
+
+void Model::require_dense_embed(const std::string& what) const {
+  check(!embed_w, "{}: the embedding table is stored as {}; {} needs a dense f32 table", dir,
+        embed_w ? embed_w->format() : "", what);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -125,8 +167,14 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   Checkpoint ck(dir);
   const ModelConfig& c = m->cfg;
   const int64_t C = c.hidden, hs = c.head_dim;
-  const bool embed_stored = qlayers.contains("model.embed_tokens");  // a stored tied head (see Model::lm_head)
-  if (!embed_stored) m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
+  if (qlayers.contains("model.embed_tokens")) {  // a stored table (quantized tied head, TensorGPT)
+    WeightPtr t = load_weight(ck, "model.embed_tokens", qlayers["model.embed_tokens"]);
+    check(t->rows() == c.vocab && t->cols() == C, "{}: model.embed_tokens has shape [{}, {}], config wants [{}, {}]",
+          ck.where(), t->rows(), t->cols(), c.vocab, C);
+    m->set_embed_table(std::move(t));
+  } else {
+    m->embed = load_vector(ck, "model.embed_tokens.weight", int64_t(c.vocab) * C);
+  }
   m->final_norm = load_vector(ck, "model.norm.weight", C);
   for (int l = 0; l < c.n_layers; l++) {
     Block b;
@@ -140,18 +188,13 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
       bool bias = c.qkv_bias && k <= int(LinearKind::V);
       b.lin[size_t(k)] = load_linear(ck, linear_name(l, LinearKind(k)), qlayers, shapes[k][0], shapes[k][1], bias);
     }
-    if (ck.has(p + "self_attn.kv_smooth")) b.kv_smooth = load_vector(ck, p + "self_attn.kv_smooth", 4 * KV * hs);
     if (c.residual_shortcuts) {
       b.attn_shortcut = load_linear(ck, p + "attn_shortcut", qlayers, C, C, false);
       b.mlp_shortcut = load_linear(ck, p + "mlp_shortcut", qlayers, C, C, false);
     }
     m->blocks.push_back(std::move(b));
   }
-  if (embed_stored) {
-    check(c.tie_embeddings, "{}: model.embed_tokens is stored quantized, which needs tie_word_embeddings", cfg_path);
-    m->lm_head = load_linear(ck, "model.embed_tokens", qlayers, c.vocab, C, false);
-    m->embed = m->lm_head.w->dense();
-  } else if (c.tie_embeddings || !(ck.has("lm_head.weight") || qlayers.contains("lm_head"))) {
+  if (c.tie_embeddings || !(ck.has("lm_head.weight") || qlayers.contains("lm_head"))) {
     m->cfg.tie_embeddings = true;
     m->retie_head();
   } else {
@@ -181,8 +224,8 @@ void save_model(const Model& m, const std::string& out_dir) {
   try {
     SafeTensorsWriter w;
     nlohmann::json layers = nlohmann::json::object();
-    if (m.tied_head_stored())
-      layers["model.embed_tokens"] = m.lm_head.w->save(w, "model.embed_tokens");
+    if (m.embed_w)
+      layers["model.embed_tokens"] = m.embed_w->save(w, "model.embed_tokens");
     else
       w.add_f32("model.embed_tokens.weight", {c.vocab, c.hidden}, m.embed.data());
     w.add_f32("model.norm.weight", {c.hidden}, m.final_norm.data());
@@ -198,8 +241,6 @@ void save_model(const Model& m, const std::string& out_dir) {
         if (spec.value("format", "f32") != "f32") layers[name] = spec;
         if (!lin.bias.empty()) w.add_f32(name + ".bias", {lin.out()}, lin.bias.data());
       }
-      if (!b.kv_smooth.empty())
-        w.add_f32(p + "self_attn.kv_smooth", {4, int64_t(b.kv_smooth.size() / 4)}, b.kv_smooth.data());
       check(c.residual_shortcuts == bool(b.attn_shortcut.w) && c.residual_shortcuts == bool(b.mlp_shortcut.w),
             "save {}: block {} residual shortcuts do not match config.residual_shortcuts", out_dir, l);
       for (const auto& [sc, tag] : {std::pair{&b.attn_shortcut, "attn_shortcut"}, std::pair{&b.mlp_shortcut, "mlp_shortcut"}})

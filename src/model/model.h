@@ -41,10 +41,6 @@ struct Block {
   // MLP output is added, because consecutive sites live in different rotated bases. Absent (w null) = identity;
   // present only when cfg.residual_shortcuts.
   Linear attn_shortcut, mlp_shortcut;
-  // WKVQuant (model/kv_cache.h): static per-channel smoothing of the cached K and V, (4, kv_heads · head_dim)
-  // rows key shift δ, key scale s, value shift, value scale; empty = none. Stored as
-  // "model.layers.<l>.self_attn.kv_smooth".
-  std::vector<float> kv_smooth;
   Linear& at(LinearKind k) { return lin[int(k)]; }
   const Linear& at(LinearKind k) const { return lin[int(k)]; }
 };
@@ -52,11 +48,14 @@ struct Block {
 struct Model {
   ModelConfig cfg;
   std::string dir;                  // where it was loaded from (tokenizer files are read from here)
-  std::vector<float> embed;         // (V, C)
+  // (V, C) f32. With a stored table (embed_w) it is that table's dequantization kept for lookups, or empty when
+  // the format looks rows up itself (WeightMatrix::row_lookup, e.g. TensorGPT's tt_rows).
+  std::vector<float> embed;
+  // (V, C) the embedding table stored in a format of its own (int8 after RTN "lm_head": true, GGUF Q8_0, f16,
+  // TensorGPT's tt_rows), or null for a plain f32 table. A tied head then runs on this one stored copy.
+  WeightPtr embed_w;
   std::vector<float> final_norm;    // (C)
-  // (V, C). Tied: borrows embed (f32), or -- a stored tied head, e.g. after RTN with "lm_head": true -- holds the
-  // one stored copy of the table in its own format, embed then being its dequantization (what lookups read).
-  Linear lm_head;
+  Linear lm_head;                   // (V, C); borrows embed when tied
   std::vector<Block> blocks;        // (L)
   nlohmann::json recipe;            // the recipe that produced this model (null for an original checkpoint)
 
@@ -70,13 +69,20 @@ struct Model {
   double linear_bits_per_weight() const;
 
   // Called when the tied head must stop borrowing embed (e.g. the embedding is about to change).
+  // With a compressed embedding (embed_w) the tied head runs from that format's own kernel.
   void retie_head();
-  // True when the head is tied and stored in a format of its own (not the f32 view of embed): the embedding
-  // table is then saved, counted and exported as that matrix ("model.embed_tokens" in quantization_config).
-  bool tied_head_stored() const;
-  // Stores the head as w (e.g. quantized, "lm_head": true of RTN / f16). A tied head stays tied: the embedding
-  // becomes w's dequantization, so lookups and logits keep sharing one (stored) table.
+  // Row `id` of the embedding table, dense or compressed, into out (hidden floats).
+  void embed_row(int id, float* out) const;
+  // True when the head is tied and the table is stored in a format of its own (embed_w): saved, counted and
+  // exported as that matrix ("model.embed_tokens" in quantization_config).
+  bool tied_head_stored() const { return cfg.tie_embeddings && embed_w != nullptr; }
+  // Stores the head as w (e.g. quantized by RTN / f16 with "lm_head": true). A tied head stays tied: w becomes
+  // the stored table (embed_w) that lookups and logits share.
   void set_head(WeightPtr w);
+  // Sets the stored table and, unless its format looks rows up itself, its dense copy for lookups.
+  void set_embed_table(WeightPtr w);
+  // Throws lmp::Error naming `what` when the table is stored compressed (for code that rewrites it densely).
+  void require_dense_embed(const std::string& what) const;
 
  private:
   mutable std::unique_ptr<Tokenizer> tok_;

@@ -77,6 +77,7 @@ Linear dense(int64_t out, int64_t in, Mat W, std::vector<float> b = {}) {
 }  // namespace
 
 SliceGptReport slicegpt(Model& m, const Samples& samples, double sparsity, bool progress) {
+  m.require_dense_embed("slicegpt");
   ModelConfig& c = m.cfg;
   check(!c.residual_shortcuts, "SliceGPT: the model is sliced already (it has residual shortcuts)");
   check(!samples.empty(), "SliceGPT: no calibration samples");

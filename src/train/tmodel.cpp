@@ -61,6 +61,7 @@ TrainModel<T>::TrainModel(const Model& m, const TrainSetup& s) : cfg(m.cfg), set
   // LoRA and PEQA keep everything but their adapters / scales frozen.
   const bool embed_tr = base_tr && s.train_embed, norm_tr = base_tr && s.train_norms;
   const int64_t C = cfg.hidden, V = cfg.vocab;
+  m.require_dense_embed("training");
   wte_ = add_param("model.embed_tokens.weight", {V, C}, to_t<T>(m.embed), embed_tr, false);
   Targets targets(s.targets, {});
   lins_.resize(size_t(cfg.n_layers) * kLinearsPerBlock);

@@ -28,7 +28,7 @@ int64_t Model::n_params() const {
   int64_t n = (embed_w ? embed_w->n_params() : int64_t(embed.size())) + int64_t(final_norm.size());
   if (!cfg.tie_embeddings) n += lm_head.w->n_params();
   for (const auto& b : blocks) {
-    n += int64_t(b.attn_norm.size() + b.ffn_norm.size());
+    n += int64_t(b.attn_norm.size() + b.ffn_norm.size() + b.kv_smooth.size());
     for (const auto& l : b.lin) n += l.w->n_params() + int64_t(l.bias.size());
     for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
       if (s->w) n += s->w->n_params();
@@ -40,7 +40,7 @@ size_t Model::n_bytes() const {
   size_t n = (embed_w ? embed_w->nbytes() : embed.size() * 4) + final_norm.size() * 4;
   if (!cfg.tie_embeddings) n += lm_head.w->nbytes();
   for (const auto& b : blocks) {
-    n += (b.attn_norm.size() + b.ffn_norm.size()) * 4;
+    n += (b.attn_norm.size() + b.ffn_norm.size() + b.kv_smooth.size()) * 4;
     for (const auto& l : b.lin) n += l.w->nbytes() + l.bias.size() * 4;
     for (const Linear* s : {&b.attn_shortcut, &b.mlp_shortcut})
       if (s->w) n += s->w->nbytes();
@@ -188,6 +188,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
       bool bias = c.qkv_bias && k <= int(LinearKind::V);
       b.lin[size_t(k)] = load_linear(ck, linear_name(l, LinearKind(k)), qlayers, shapes[k][0], shapes[k][1], bias);
     }
+    if (ck.has(p + "self_attn.kv_smooth")) b.kv_smooth = load_vector(ck, p + "self_attn.kv_smooth", 4 * KV * hs);
     if (c.residual_shortcuts) {
       b.attn_shortcut = load_linear(ck, p + "attn_shortcut", qlayers, C, C, false);
       b.mlp_shortcut = load_linear(ck, p + "mlp_shortcut", qlayers, C, C, false);
@@ -241,6 +242,8 @@ void save_model(const Model& m, const std::string& out_dir) {
         if (spec.value("format", "f32") != "f32") layers[name] = spec;
         if (!lin.bias.empty()) w.add_f32(name + ".bias", {lin.out()}, lin.bias.data());
       }
+      if (!b.kv_smooth.empty())
+        w.add_f32(p + "self_attn.kv_smooth", {4, int64_t(b.kv_smooth.size() / 4)}, b.kv_smooth.data());
       check(c.residual_shortcuts == bool(b.attn_shortcut.w) && c.residual_shortcuts == bool(b.mlp_shortcut.w),
             "save {}: block {} residual shortcuts do not match config.residual_shortcuts", out_dir, l);
       for (const auto& [sc, tag] : {std::pair{&b.attn_shortcut, "attn_shortcut"}, std::pair{&b.mlp_shortcut, "mlp_shortcut"}})

@@ -41,6 +41,10 @@ struct Block {
   // MLP output is added, because consecutive sites live in different rotated bases. Absent (w null) = identity;
   // present only when cfg.residual_shortcuts.
   Linear attn_shortcut, mlp_shortcut;
+  // WKVQuant (model/kv_cache.h): static per-channel smoothing of the cached K and V, (4, kv_heads · head_dim)
+  // rows key shift δ, key scale s, value shift, value scale; empty = none. Stored as
+  // "model.layers.<l>.self_attn.kv_smooth".
+  std::vector<float> kv_smooth;
   Linear& at(LinearKind k) { return lin[int(k)]; }
   const Linear& at(LinearKind k) const { return lin[int(k)]; }
 };
@@ -55,7 +59,9 @@ struct Model {
   // TensorGPT's tt_rows), or null for a plain f32 table. A tied head then runs on this one stored copy.
   WeightPtr embed_w;
   std::vector<float> final_norm;    // (C)
-  Linear lm_head;                   // (V, C); borrows embed when tied
+  // (V, C). Tied: borrows embed (f32), or -- a stored tied head, e.g. after RTN with "lm_head": true -- holds the
+  // one stored copy of the table in its own format, embed then being its dequantization (what lookups read).
+  Linear lm_head;
   std::vector<Block> blocks;        // (L)
   nlohmann::json recipe;            // the recipe that produced this model (null for an original checkpoint)
 

@@ -54,18 +54,8 @@ std::vector<float> permute_columns(const float* W, int64_t rows, int64_t cols, c
 }
 
 WeightPtr load_permuted(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec) {
-  int64_t rows = 0, cols = 0;
-  nlohmann::json inner;
-  try {
-    rows = spec.at("rows").get<int64_t>();
-    cols = spec.at("cols").get<int64_t>();
-    inner = spec.at("inner");
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: {}: perm_in spec {} lacks rows/cols/inner ({})", src.where(), prefix, spec.dump(), e.what());
-  }
-  WeightPtr in = load_weight(src, prefix + ".inner", inner);
-  check(in->rows() == rows && in->cols() == cols, "{}: {}: inner matrix is {} x {}, spec says {} x {}", src.where(),
-        prefix, in->rows(), in->cols(), rows, cols);
+  WeightPtr in = load_inner_weight(src, prefix, spec, "perm_in");
+  const int64_t cols = in->cols();
   const TensorView& tp = src.get(prefix + ".perm");
   check(tp.dtype == DType::I32 && tp.shape == std::vector<int64_t>{cols}, "{}: tensor {} is {} [{}], want I32 [{}]",
         src.where(), tp.name, dtype_name(tp.dtype), fmt::join(tp.shape, ", "), cols);

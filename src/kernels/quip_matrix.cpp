@@ -63,18 +63,7 @@ void quip_matmul_ref(const QuipMatrix& w, const float* X, int64_t n, float* Y,
 }
 
 WeightPtr load_quip(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec) {
-  int64_t rows = 0, cols = 0;
-  nlohmann::json inner;
-  try {
-    rows = spec.at("rows").get<int64_t>();
-    cols = spec.at("cols").get<int64_t>();
-    inner = spec.at("inner");
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: {}: quip spec {} lacks rows/cols/inner ({})", src.where(), prefix, spec.dump(), e.what());
-  }
-  WeightPtr in = load_weight(src, prefix + ".inner", inner);
-  check(in->rows() == rows && in->cols() == cols, "{}: {}: quip inner matrix is [{}, {}], spec says [{}, {}]",
-        src.where(), prefix, in->rows(), in->cols(), rows, cols);
+  WeightPtr in = load_inner_weight(src, prefix, spec, "quip");
   const TensorView& ts = src.get(prefix + ".rht_seeds");
   expect_tensor(src, ts, DType::I64, {2});
   int64_t seeds[2];

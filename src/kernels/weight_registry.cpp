@@ -146,6 +146,23 @@ const std::vector<WeightFormatInfo>& weight_formats() {
   return table;
 }
 
+WeightPtr load_inner_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec,
+                            const char* format) {
+  int64_t rows = 0, cols = 0;
+  nlohmann::json inner;
+  try {
+    rows = spec.at("rows").get<int64_t>();
+    cols = spec.at("cols").get<int64_t>();
+    inner = spec.at("inner");
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: {}: {} spec {} lacks rows/cols/inner ({})", src.where(), prefix, format, spec.dump(), e.what());
+  }
+  WeightPtr in = load_weight(src, prefix + ".inner", inner);
+  check(in->rows() == rows && in->cols() == cols, "{}: {}: {} inner matrix is [{}, {}], spec says [{}, {}]",
+        src.where(), prefix, format, in->rows(), in->cols(), rows, cols);
+  return in;
+}
+
 WeightPtr load_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec) {
   std::string name = spec.value("format", "f32");
   for (const auto& f : weight_formats())

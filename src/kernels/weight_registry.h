@@ -19,6 +19,10 @@ struct WeightFormatInfo {
 const std::vector<WeightFormatInfo>& weight_formats();
 // Throws lmp::Error naming src.where() when the format is unknown or tensors are missing/mis-shaped.
 WeightPtr load_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec);
+// The inner matrix of a wrapper format (spec {"rows", "cols", "inner": spec}, tensors "<prefix>.inner.*"),
+// checked against the spec's shape; `format` names the wrapper in errors.
+WeightPtr load_inner_weight(const TensorSource& src, const std::string& prefix, const nlohmann::json& spec,
+                            const char* format);
 // A plain "<prefix>.weight" tensor of dtype F32/F16/BF16 (HF checkpoints): zero-copy for F32/F16.
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix);
 // Loaders' check of one stored tensor: throws lmp::Error naming src.where() unless t is dtype d of this shape.

@@ -6,7 +6,10 @@
 //            self-generated data; --asym-clip + --loss cakld: BitDistiller
 //   distill  a student (the same model depth-pruned by --drop-layers, quantized by --bits, or --student DIR)
 //            learns from --teacher with fkl|rkl|jsd|cakld (+ --ted W hidden alignment, --onpolicy P for GKD),
-//            or black-box from teacher responses to --prompts FILE with cross-entropy
+//            or black-box (src/distill/): --kd-recipe NAME writes the data from the teacher (responses to
+//            --prompts FILE and/or --task arith problems) and the student is fine-tuned on it with cross-entropy;
+//            --kd-data FILE trains on a saved set, --kd-out FILE saves it, --task-eval N reports task accuracy
+// The same options form a recipe stage {"modifier": "train", "mode": "qat", "bits": 3, ...} (train_stage below).
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
 #include "train/trainer.h"
 
@@ -37,14 +41,20 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
   return v;
 }
 
-int cmd_train(int argc, char** argv) {
-  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
-  const std::string mode = argv[2];
+static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"};
+
+namespace {
+struct TrainRun {
+  std::unique_ptr<Model> model;
+  nlohmann::json result;
+};
+}  // namespace
+
+// The whole of `lmpress train MODE` on options a; the student is `given` (a recipe stage's model) or loaded
+// from --model/--student. out names the output (checkpoints go beside it; "" = no checkpoint by default).
+static TrainRun train_run(const std::string& mode, const Args& a, const Model* given, const std::string& out) {
   check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill",
         "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill)", mode);
-  Args a(argc, argv, 3, {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"});
-  const std::string out = a.required("output");
-  const bool json = a.flag("json");
   // models
   std::string model_dir = a.str("model", ""), teacher_dir = a.str("teacher", ""), student_dir = a.str("student", "");
   if (mode == "distill") {
@@ -53,7 +63,7 @@ int cmd_train(int argc, char** argv) {
   } else {
     student_dir = model_dir;
   }
-  check(!student_dir.empty(), "missing option --model");
+  check(given || !student_dir.empty(), "missing option --model");
   // setup
   TrainSetup s;
   s.mode = mode == "lora" || mode == "qlora" ? Mode::Lora : mode == "peqa" ? Mode::Peqa : mode == "qat" ? Mode::Qat : Mode::Full;
@@ -100,7 +110,7 @@ int cmd_train(int argc, char** argv) {
   o.ce_weight = a.real("ce-weight", 0.0);
   o.ted_weight = a.real("ted", 0.0);
   o.onpolicy = a.real("onpolicy", 0.0);
-  o.ckpt = a.str("ckpt", out + ".ckpt.safetensors");
+  o.ckpt = a.str("ckpt", out.empty() ? "" : out + ".ckpt.safetensors");
   o.ckpt_every = int(a.integer("ckpt-every", 50));
   o.resume = a.str("resume", "");
   o.log_every = int(a.integer("log-every", 10));
@@ -108,6 +118,13 @@ int cmd_train(int argc, char** argv) {
   const float scale_lr = float(a.real("scale-lr-mult", 0.1));
   // data
   const std::string data = a.str("data", ""), prompts = a.str("prompts", "");
+  // black-box KD (src/distill/)
+  const std::string kd_data = a.str("kd-data", ""), kd_out = a.str("kd-out", ""), task = a.str("task", "");
+  std::string kd_recipe = a.str("kd-recipe", "");
+  const auto kd_opt = distill::KdOptions::parse(a.str("kd-set", ""));
+  const int task_n = int(a.integer("task-n", 500)), task_eval = int(a.integer("task-eval", 0));
+  check(task.empty() || task == "arith", "--task '{}': the only task is 'arith' (distill/kd_tasks.h)", task);
+  if (kd_recipe.empty() && kd_data.empty() && (!prompts.empty() || !task.empty())) kd_recipe = "responses";
   const TextFormat fmt_ = parse_text_format(a.str("format", "docs"));
   const long data_free = a.integer("data-free", 0);
   const int max_new = int(a.integer("max-new-tokens", 128));
@@ -117,22 +134,50 @@ int cmd_train(int argc, char** argv) {
   po.ctx = int(a.integer("ctx", 512));
   po.max_windows = int(a.integer("eval-windows", 0));
   po.progress = false;
-  a.finish();
   check(dist::size() == 1, "train: not data-parallel; run it without mpirun (compress/quantize/prune/factorize and eval ppl are)");
-  check(!data.empty() || data_free > 0 || !prompts.empty(), "missing option --data (or --data-free N / --prompts FILE)");
+  const bool blackbox = !kd_recipe.empty() || !kd_data.empty();
+  check(!data.empty() || data_free > 0 || blackbox,
+        "missing option --data (or --data-free N / --prompts FILE / --kd-recipe NAME / --kd-data FILE)");
 
-  auto src = load_model(student_dir);
+  std::unique_ptr<Model> loaded = given ? nullptr : load_model(student_dir);
+  const Model* src = given ? given : loaded.get();
   std::unique_ptr<Model> tmodel;
-  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
+  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !kd_recipe.empty() ||
+                  mode == "distill";
   if (kd) {
     std::string tdir = teacher_dir.empty() ? model_dir : teacher_dir;  // QAT: the full-precision model itself
+    check(!tdir.empty(), "missing option --teacher");
     tmodel = load_model(tdir);
     check_same_tokenizer(*tmodel, *src);
   }
+  if (blackbox) o.loss = LossKind::CE;  // black-box: only the teacher's text is seen
   TokenStream stream;
-  if (!prompts.empty()) {
-    stream = prompt_stream(*tmodel, prompts, max_new);
-    o.loss = LossKind::CE;  // black-box: only the teacher's text is seen
+  const std::vector<distill::WordProblem> held_out =
+      task_eval > 0 ? distill::word_problems(task_eval, s.seed + 1000003) : std::vector<distill::WordProblem>{};
+  distill::KdResult kd_res;
+  if (!kd_recipe.empty()) {
+    distill::KdContext ctx;
+    ctx.teacher = tmodel.get();
+    ctx.student = src;
+    if (!prompts.empty()) ctx.prompts = distill::read_lines(prompts);
+    if (!task.empty()) ctx.problems = distill::word_problems(task_n, s.seed);
+    ctx.opt = kd_opt;
+    ctx.seed = s.seed;
+    ctx.max_new = max_new;
+    ctx.quiet = o.quiet;
+    ctx.finetune = [&](const Model& student, const distill::KdSet& set) {
+      TrainModel<float> t(student, s);
+      TrainOptions oq = o;
+      oq.ckpt.clear();
+      oq.resume.clear();
+      train::train(t, nullptr, student, distill::kd_stream(student.tokenizer(), set), oq);
+      return t.to_model(student);
+    };
+    kd_res = distill::run_kd_recipe(kd_recipe, ctx);
+    if (!kd_out.empty()) distill::save_kd_set(kd_res.data, kd_out);
+    stream = distill::kd_stream(src->tokenizer(), kd_res.data);
+  } else if (!kd_data.empty()) {
+    stream = distill::kd_stream(src->tokenizer(), distill::load_kd_set(kd_data));
   } else if (data_free > 0) {
     if (!o.quiet) std::fprintf(stderr, "train: teacher generating %ld tokens from BOS (data-free)\n", data_free);
     stream = sample_stream(*tmodel, data_free, o.seqlen + 1, 1.0f, s.seed);
@@ -165,28 +210,82 @@ int cmd_train(int argc, char** argv) {
     res["ppl_before"] = perplexity(*before, eval_ids, po).ppl;
     if (!o.quiet) std::fprintf(stderr, "train: ppl before %.4f\n", res["ppl_before"].get<double>());
   }
-  TrainResult r = train::train(st, teacher.get(), *src, stream, o);
+  if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*src, held_out);
+  if (tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
+  if (!kd_recipe.empty()) res["kd"] = {{"recipe", kd_recipe}, {"examples", kd_res.data.examples.size()},
+                                       {"stats", kd_res.data.stats}};
   const QuantGrid* requant = s.qlora || s.loftq_iters > 0 ? &s.base_grid : nullptr;
-  auto m = st.to_model(*src, requant);
+  TrainResult r;
+  std::unique_ptr<Model> m;
+  if (kd_res.student) {  // the recipe trained the student itself (between its rounds)
+    m = std::move(kd_res.student);
+  } else {
+    r = train::train(st, teacher.get(), *src, stream, o);
+    m = st.to_model(*src, requant);
+  }
   nlohmann::json stage = {{"modifier", "train"}, {"mode", mode}, {"steps", o.steps}, {"loss", loss_name(o.loss)},
                           {"lr", o.optim.lr}, {"seed", s.seed}};
   if (s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
   if (s.mode == Mode::Lora) stage["rank"] = s.rank;
+  if (!kd_recipe.empty()) stage["kd_recipe"] = kd_recipe;
   m->recipe = {{"base", src->recipe}, {"train", stage}};
-  save_model(*m, out);
   res.update({{"first_loss", r.first_loss}, {"last_loss", r.last_loss}, {"seconds", r.seconds},
               {"tokens_per_s", r.tokens_per_s}, {"bits_per_weight", m->linear_bits_per_weight()}, {"out", out},
               {"checkpoint", o.ckpt}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
+  if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
+  return {std::move(m), res};
+}
+
+int cmd_train(int argc, char** argv) {
+  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
+  const std::string mode = argv[2];
+  Args a(argc, argv, 3, kTrainFlags);
+  const std::string out = a.required("output");
+  const bool json = a.flag("json");
+  TrainRun run = train_run(mode, a, nullptr, out);
+  a.finish();
+  save_model(*run.model, out);
+  const nlohmann::json& res = run.result;
+  const TrainResult r{0, res["first_loss"], res["last_loss"], res["seconds"], res["tokens_per_s"], {}};
   if (json) {
     print_json(res);
   } else {
     std::printf("train %s: %d steps in %.1f s (%.0f tok/s), loss %.4f -> %.4f, %.3f bits/weight -> %s\n", mode.c_str(),
-                o.steps, r.seconds, r.tokens_per_s, r.first_loss, r.last_loss, m->linear_bits_per_weight(), out.c_str());
-    if (!eval.empty())
+                res["steps"].get<int>(), r.seconds, r.tokens_per_s, r.first_loss, r.last_loss,
+                run.model->linear_bits_per_weight(), out.c_str());
+    if (res.contains("ppl_after"))
       std::printf("ppl %.4f -> %.4f\n", res["ppl_before"].get<double>(), res["ppl_after"].get<double>());
+    if (res.contains("task_accuracy_after"))
+      std::printf("task accuracy %.3f -> %.3f (teacher %.3f)\n", res["task_accuracy_before"].get<double>(),
+                  res["task_accuracy_after"].get<double>(), res.value("task_accuracy_teacher", 0.0));
   }
   return 0;
+}
+
+// A recipe stage {"modifier": "train", "mode": M, key: value...}: the keys are `lmpress train M` options
+// (true → a bare flag, false/null → left out), run on the recipe's current model.
+std::unique_ptr<Model> train_stage(const Model& m, const nlohmann::json& stage) {
+  check(stage.contains("mode") && stage["mode"].is_string(), "recipe: a 'train' stage needs a string 'mode' "
+        "(lora, qlora, peqa, qat, distill)");
+  std::vector<std::string> words = {"lmpress", "train", stage["mode"].get<std::string>()};
+  for (auto it = stage.begin(); it != stage.end(); ++it) {
+    if (it.key() == "modifier" || it.key() == "mode") continue;
+    const auto& v = it.value();
+    if (v.is_boolean()) {
+      check(kTrainFlags.count(it.key()), "recipe: train setting '{}' takes a value, not true/false", it.key());
+      if (v.get<bool>()) words.push_back("--" + it.key());
+    } else if (!v.is_null()) {
+      words.push_back("--" + it.key());
+      words.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+    }
+  }
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  Args a(int(argv.size()), argv.data(), 3, kTrainFlags);
+  TrainRun run = train_run(words[2], a, &m, "");
+  a.finish();
+  return std::move(run.model);
 }
 
 }  // namespace lmp

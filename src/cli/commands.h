@@ -1,5 +1,7 @@
 // The lmpress sub-commands: one function each, one row each in the table of main.cpp.
 #pragma once
+#include <memory>
+
 #include "cli/args.h"
 
 namespace lmp {
@@ -21,6 +23,10 @@ int cmd_export(int argc, char** argv);
 // `export --format gguf`: reads --model, -o, --type, --json from a (after the caller read --format).
 int export_gguf_main(const Args& a);
 int cmd_train(int argc, char** argv);
+int cmd_task_data(int argc, char** argv);
+struct Model;
+// The recipe stage {"modifier": "train", ...} (registered with compress/recipe.h by main).
+std::unique_ptr<Model> train_stage(const Model& m, const nlohmann::json& stage);
 int cmd_prune_structured(int argc, char** argv);
 int cmd_search(int argc, char** argv);
 

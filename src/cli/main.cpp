@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "compress/recipe.h"
 #include "core/error.h"
+#include "distill/kd_recipe.h"
 
 namespace {
 
@@ -54,7 +55,11 @@ const Command kCommands[] = {
     {"search", "search --model DIR --budget 3.5bpw [--method rtn|gptq] [--candidates 2,3,4,8] [--groups 32,128] --calib FILE "
                "[--nsamples 4 --seqlen 256] [--eval FILE --max-windows N] -o OUT   budgeted per-Linear bits/group", lmp::cmd_search},
     {"train", "train lora|qlora|peqa|qat|distill --model DIR [--teacher T] --data FILE --format docs|text --steps N [--lr] "
-              "[--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--resume CKPT] -o OUT", lmp::cmd_train},
+              "[--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--resume CKPT] -o OUT\n"
+              "  lmpress train distill --teacher T --student S --kd-recipe NAME [--prompts FILE] [--task arith --task-n N] "
+              "[--kd-set k=v,...] [--kd-out D.jsonl] [--task-eval N] -o OUT   black-box KD", lmp::cmd_train},
+    {"task-data", "task-data --task arith --n N [--seed S] [--what text|prompts|jsonl] -o FILE   checkable task "
+                  "problems (teacher training text, prompts)", lmp::cmd_task_data},
 };
 
 void usage() {
@@ -63,6 +68,11 @@ void usage() {
   // The recipe modifiers, from the one table that builds them (compress/recipe.cpp).
   std::fprintf(stderr, "recipe modifiers (stage \"modifier\"; quantize/prune/factorize --method):\n");
   for (const auto& m : lmp::modifier_table()) std::fprintf(stderr, "  %-12s %-13s %s\n", m.name, m.family, m.description);
+  std::fprintf(stderr, "  %-12s %-13s %s\n", "train", "training", "any `lmpress train` run on the model so far "
+               "({\"modifier\": \"train\", \"mode\": \"qat\", \"bits\": 3, ...})");
+  std::fprintf(stderr, "black-box KD recipes (train distill --kd-recipe NAME):\n");
+  for (const auto& r : lmp::distill::kd_recipe_table())
+    std::fprintf(stderr, "  %-12s %-13s %s\n", r.name, r.family, r.description);
 }
 
 }  // namespace
@@ -76,6 +86,7 @@ int main(int argc, char** argv) {
   // that fails ends all ranks (MPI_Abort) after printing its message: nothing is half-written, since only
   // rank 0 saves, atomically, after every rank is done.
   lmp::dist::init(&argc, &argv);
+  lmp::register_model_stage("train", lmp::train_stage);
   auto fail_all = [](const char* msg) {
     if (lmp::dist::size() > 1) lmp::dist::abort(msg);
     std::fprintf(stderr, "lmpress: error: %s\n", msg);

@@ -1,5 +1,7 @@
 #include "compress/recipe.h"
 
+#include <map>
+
 #include "core/error.h"
 #include "core/mmap_file.h"
 #include "core/progress.h"
@@ -168,13 +170,25 @@ Recipe load_recipe_file(const std::string& path) {
   return parse_recipe(j, path);
 }
 
-CompressReport run_recipe(Model& m, const Recipe& r, bool progress) {
-  CompressReport rep;
-  double t0 = now_seconds();
+static std::map<std::string, ModelStageFn>& model_stages() {
+  static std::map<std::string, ModelStageFn> t;
+  return t;
+}
+
+void register_model_stage(const std::string& name, ModelStageFn fn) { model_stages()[name] = fn; }
+
+bool is_model_stage(const nlohmann::json& stage) {
+  return stage.is_object() && stage.contains("modifier") && stage["modifier"] == "train";
+}
+
+// One pass of block-wise stages over the model (calibrated when any stage needs it).
+static void run_pass(Model& m, const Recipe& r, const std::vector<nlohmann::json>& stages, bool progress,
+                     CompressReport& rep) {
+  if (stages.empty()) return;
   std::vector<std::unique_ptr<BlockModifier>> owned;
   std::vector<BlockModifier*> mods;
   bool need_calib = false;
-  for (const auto& s : r.stages) {
+  for (const auto& s : stages) {
     owned.push_back(make_modifier(s));
     mods.push_back(owned.back().get());
     need_calib |= owned.back()->needs_calibration();
@@ -194,6 +208,26 @@ CompressReport run_recipe(Model& m, const Recipe& r, bool progress) {
     run_data_free(m, mods, po);
   }
   for (BlockModifier* mod : mods) mod->apply_head(m);
+}
+
+CompressReport run_recipe(Model& m, const Recipe& r, bool progress) {
+  CompressReport rep;
+  double t0 = now_seconds();
+  std::vector<nlohmann::json> pass;
+  for (const auto& s : r.stages) {
+    if (!is_model_stage(s)) {
+      pass.push_back(s);
+      continue;
+    }
+    run_pass(m, r, pass, progress, rep);
+    pass.clear();
+    const std::string name = s["modifier"].get<std::string>();
+    auto it = model_stages().find(name);
+    check(it != model_stages().end(), "recipe: the '{}' stage runs only from the lmpress command line", name);
+    std::unique_ptr<Model> next = it->second(m, s);
+    m = std::move(*next);
+  }
+  run_pass(m, r, pass, progress, rep);
   m.recipe = r.json;
   rep.seconds = now_seconds() - t0;
   return rep;

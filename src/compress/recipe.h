@@ -42,8 +42,16 @@ struct CompressReport {
   int nsamples = 0, seqlen = 0;
 };
 
+// Whole-model stages ({"modifier": "train", ...}: fine-tuning, distillation) run between the block-wise
+// stages on the model so far and replace it. Their runner is registered by the CLI (the `lmpress train`
+// command's own option parser); without one such a stage is an error.
+using ModelStageFn = std::unique_ptr<Model> (*)(const Model& m, const nlohmann::json& stage);
+void register_model_stage(const std::string& name, ModelStageFn fn);
+bool is_model_stage(const nlohmann::json& stage);
+
 // Builds every stage's modifier, loads calibration data when any needs it, runs them through the
 // SequentialPipeline (or block by block when all are data-free), and records the recipe in m.recipe.
+// Consecutive block-wise stages form one pass; a whole-model stage ends the pass and runs on its result.
 CompressReport run_recipe(Model& m, const Recipe& r, bool progress = true);
 
 }  // namespace lmp

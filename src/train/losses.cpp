@@ -39,7 +39,7 @@ static void log_softmax(const double* z, int V, double* out) {
 }
 
 template <class T>
-double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V) {
+double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V, const float* row_weight) {
   int count = 0;
   for (int n = 0; n < N; n++) count += targets[n] >= 0;
   double total = 0;
@@ -53,8 +53,9 @@ double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int
     }
     std::vector<double> z(logits + size_t(n) * V, logits + size_t(n + 1) * V), lp(static_cast<size_t>(V));
     log_softmax(z.data(), V, lp.data());
-    total += -lp[size_t(targets[n])];
-    for (int j = 0; j < V; j++) d[j] = T((std::exp(lp[size_t(j)]) - (j == targets[n])) * inv);
+    const double w = row_weight ? double(row_weight[n]) : 1.0;
+    total += -w * lp[size_t(targets[n])];
+    for (int j = 0; j < V; j++) d[j] = T(w * (std::exp(lp[size_t(j)]) - (j == targets[n])) * inv);
   }
   return total * inv;
 }
@@ -142,7 +143,7 @@ double hidden_align_loss(T* dhs, T* dP, const T* hs, const T* ht, const T* P, in
 }
 
 #define LMP_INSTANTIATE(T)                                                                               \
-  template double cross_entropy<T>(T*, const T*, const int*, int, int);                                 \
+  template double cross_entropy<T>(T*, const T*, const int*, int, int, const float*);                                 \
   template double kd_loss<T>(LossKind, T*, const T*, const T*, const int*, int, int, double);           \
   template double teacher_confidence<T>(const T*, const int*, int, int);                                \
   template double hidden_align_loss<T>(T*, T*, const T*, const T*, const T*, int, int, int);

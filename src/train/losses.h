@@ -18,8 +18,10 @@ enum class LossKind { CE, FKL, RKL, JSD, CAKLD };
 LossKind parse_loss(const std::string& s);  // "ce|fkl|rkl|jsd|cakld", throws lmp::Error listing them
 const char* loss_name(LossKind k);
 
+// With row_weight, row n's term and gradient are scaled by row_weight[n] (black-box KD segments; Distilling
+// step-by-step: L = Σ_n w_n (−log p[y_n]) / #scored); the divisor stays the number of scored rows.
 template <class T>
-double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V);
+double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V, const float* row_weight = nullptr);
 
 // KD losses (FKL, RKL, JSD with beta, CAKLD with gamma = beta).
 template <class T>

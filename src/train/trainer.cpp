@@ -36,28 +36,6 @@ TokenStream sample_stream(const Model& m, long n_tokens, int max_len, float temp
   return s;
 }
 
-TokenStream prompt_stream(const Model& teacher, const std::string& prompts_path, int max_new) {
-  const Tokenizer& tok = teacher.tokenizer();
-  std::string text = read_file(prompts_path);
-  TokenStream s;
-  size_t a = 0;
-  int n = 0;
-  while (a < text.size()) {
-    size_t b = text.find('\n', a);
-    if (b == std::string::npos) b = text.size();
-    std::string line = text.substr(a, b - a);
-    a = b + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::vector<int> p = tok.encode(line, true);
-    GenerateResult r = generate(teacher, p, max_new, SamplingOptions{});
-    for (int id : p) s.ids.push_back(id), s.scored.push_back(0);
-    for (int id : r.ids) s.ids.push_back(id), s.scored.push_back(1);
-    n++;
-  }
-  check(n > 0, "{}: no prompts (one per non-empty line)", prompts_path);
-  return s;
-}
-
 void check_same_tokenizer(const Model& teacher, const Model& student) {
   const Tokenizer& a = teacher.tokenizer();
   const Tokenizer& b = student.tokenizer();
@@ -106,18 +84,22 @@ int load_checkpoint(const std::string& path, TrainModel<float>& m, Optimizer<flo
 namespace {
 
 // B windows of T+1 tokens at random offsets: inputs ids[off..off+T), targets ids[off+1..off+T] (−1 where
-// the stream marks a position unscored).
+// the stream marks a position unscored or weighs it 0), and the targets' loss weights (empty when the stream
+// has none).
 void make_batch(const TokenStream& s, int B, int T, std::mt19937_64& rng, std::vector<int>& in,
-                std::vector<int>& tgt) {
+                std::vector<int>& tgt, std::vector<float>& wt) {
   const size_t span = s.ids.size() - size_t(T);
   in.resize(size_t(B) * T);
   tgt.resize(size_t(B) * T);
+  wt.assign(s.weight.empty() ? 0 : size_t(B) * T, 0.0f);
   for (int b = 0; b < B; b++) {
     const size_t off = size_t(rng() % span);
     for (int t = 0; t < T; t++) {
-      in[size_t(b) * T + t] = s.ids[off + t];
-      const bool scored = s.scored.empty() || s.scored[off + t + 1];
-      tgt[size_t(b) * T + t] = scored ? s.ids[off + t + 1] : -1;
+      const size_t i = size_t(b) * T + t, p = off + t + 1;
+      in[i] = s.ids[off + t];
+      const bool scored = (s.scored.empty() || s.scored[p]) && (s.weight.empty() || s.weight[p] > 0);
+      tgt[i] = scored ? s.ids[p] : -1;
+      if (!s.weight.empty()) wt[i] = s.weight[p];
     }
   }
 }
@@ -137,6 +119,7 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
   check(data.ids.size() > size_t(T) + 1, "training data has {} tokens, fewer than one window of --seqlen {} + 1",
         data.ids.size(), T);
   check(o.loss == LossKind::CE || teacher, "--loss {} needs a teacher (--teacher DIR)", loss_name(o.loss));
+  check(data.weight.empty() || o.loss == LossKind::CE, "weighted (black-box KD) data trains with cross-entropy only");
   check(o.ted_weight == 0 || teacher, "TED alignment needs a teacher");
   // TED: one learned projection P_l (Ct, Cs) per student block, onto teacher block round((l+1)·Lt/Ls) − 1.
   std::vector<int> ted_p, ted_t;
@@ -155,6 +138,7 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
   check(start < o.steps, "{}: checkpoint is at step {}, nothing left to do for --steps {}", o.resume, start, o.steps);
 
   std::vector<int> in, tgt;
+  std::vector<float> wt;
   std::vector<float> dlogits(size_t(N) * V), dl2;
   double gamma = o.beta;
   bool gamma_known = !(o.loss == LossKind::CAKLD && o.estimate_gamma);
@@ -170,7 +154,7 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
       onpol = sample_stream(*sm, long(B) * (T + 1) * 2, T + 1, 1.0f, o.seed + uint64_t(step));
       src = &onpol;
     }
-    make_batch(*src, B, T, rng, in, tgt);
+    make_batch(*src, B, T, rng, in, tgt, wt);
     st.zero_grad();
     st.forward(in.data(), B, T);
     double loss;
@@ -208,7 +192,7 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
         }
       }
     } else {
-      loss = cross_entropy(dlogits.data(), st.logits().data(), tgt.data(), N, V);
+      loss = cross_entropy(dlogits.data(), st.logits().data(), tgt.data(), N, V, wt.empty() ? nullptr : wt.data());
     }
     auto diverged = [&](const char* what, double v) {
       fail("training diverged: {} is {} at step {} (lr {:.3g}); stopped. {}", what, v, step + 1,

@@ -6,7 +6,7 @@
 // A non-finite loss or gradient norm stops training with lmp::Error naming the step and the last good
 // checkpoint, which is left untouched.
 // Data sources besides a text file: text the teacher samples from BOS (LLM-QAT's data-free distillation,
-// Liu et al. 2023), teacher responses to a prompt file (black-box KD), and, per step with probability
+// Liu et al. 2023), black-box KD data (weighted, src/distill/kd_data.h), and, per step with probability
 // `onpolicy`, sequences the student samples itself (GKD's on-policy data, Agarwal et al. 2024).
 #pragma once
 #include <string>
@@ -19,17 +19,17 @@
 
 namespace lmp::train {
 
-// A token stream and, per position, whether predicting that token counts (mask 0 = prompt, not scored).
+// A token stream and, per position, whether predicting that token counts (mask 0 = prompt, not scored) or, for
+// black-box KD data (distill/kd_data.h), its loss weight (0 = not scored; cross-entropy only).
 struct TokenStream {
   std::vector<int> ids;
   std::vector<uint8_t> scored;  // empty = all scored
+  std::vector<float> weight;    // empty = every scored position weighs 1
 };
 
 TokenStream stream_from_file(const Tokenizer& tok, const std::string& path, TextFormat fmt);
 // Sequences sampled from BOS (temperature, seeded), concatenated until n_tokens (each starts with BOS).
 TokenStream sample_stream(const Model& m, long n_tokens, int max_len, float temperature, uint64_t seed);
-// Black-box KD: per non-empty line of prompts_path, BOS + prompt + the teacher's greedy response (scored).
-TokenStream prompt_stream(const Model& teacher, const std::string& prompts_path, int max_new);
 // Throws lmp::Error "teacher and student tokenizers differ" unless vocab sizes, BOS/EOS and the ids of a few
 // probe strings agree.
 void check_same_tokenizer(const Model& teacher, const Model& student);

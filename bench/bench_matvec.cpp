@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/dense.h"
 #include "kernels/qint.h"
 
@@ -20,24 +21,11 @@ using namespace lmp;
 
 namespace {
 
+using bench::f32_matrix;
+using bench::random_values;
+
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {
     {4096, 4096}, {11008, 4096}, {4096, 11008}, {14336, 4096}, {4096, 14336}};
-
-std::vector<float> random_values(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-// One matrix per (kind, rows, cols) kept between benchmarks: building them dominates otherwise.
-const std::vector<float>& f32_matrix(int64_t rows, int64_t cols) {
-  static std::map<std::pair<int64_t, int64_t>, std::vector<float>> cache;
-  auto& w = cache[{rows, cols}];
-  if (w.empty()) w = random_values(size_t(rows * cols), 1);
-  return w;
-}
 
 const QIntMatrix& qint_matrix(int bits, int group, int64_t rows, int64_t cols) {
   static std::map<std::tuple<int, int, int64_t, int64_t>, std::unique_ptr<QIntMatrix>> cache;

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/dense.h"
 #include "kernels/lowbit_float.h"
 #include "kernels/w8a8.h"
@@ -17,20 +18,8 @@ using namespace lmp;
 
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-const std::vector<float>& f32_matrix(int64_t rows, int64_t cols) {
-  static std::map<std::pair<int64_t, int64_t>, std::vector<float>> cache;
-  auto& w = cache[{rows, cols}];
-  if (w.empty()) w = random_values(size_t(rows * cols), 1);
-  return w;
-}
+using bench::f32_matrix;
+using bench::random_values;
 
 const WeightMatrix& w8a8_matrix(int group, int64_t rows, int64_t cols) {
   static std::map<std::tuple<int, int64_t, int64_t>, std::unique_ptr<WeightMatrix>> cache;

@@ -43,15 +43,6 @@ std::string outlier_model(const std::string& tag, int kv_heads) {
   return dir;
 }
 
-Samples random_samples(int n, int L, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(0, vocab - 1);
-  Samples s(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(L)));
-  for (auto& x : s)
-    for (auto& t : x) t = d(rng);
-  return s;
-}
-
 nlohmann::json awq_stage(bool clip, bool quantize) {
   return {{"modifier", "awq"}, {"bits", 3}, {"group", 32}, {"clip", clip}, {"quantize", quantize}};
 }
@@ -98,7 +89,7 @@ double mse(const std::vector<float>& a, const std::vector<float>& b) {
 // block-0 output of the AWQ-quantized model (scales only, no clipping) is closer to the float one than RTN's.
 TEST(Awq, ScalesReduceBlockOutputErrorOnOutlierInputs) {
   const std::string dir = outlier_model("awq-outliers", 4);
-  const Samples calib = random_samples(16, 32, 64, 1), held_out = random_samples(16, 32, 64, 2);
+  const Samples calib = test::random_tokens(16, 32, 64, 1), held_out = test::random_tokens(16, 32, 64, 2);
   std::unique_ptr<BlockModifier> mod;
   auto awq = compress(dir, awq_stage(false, true), calib, &mod);
   const auto& reps = awq_reports(*mod);
@@ -131,7 +122,7 @@ TEST(Awq, ScalesReduceBlockOutputErrorOnOutlierInputs) {
 // quantize: false, clip: false leaves a float model that computes the same function (scales folded exactly).
 TEST(Awq, ScalingAloneIsFunctionPreserving) {
   const std::string dir = outlier_model("awq-exact", 4);
-  const Samples calib = random_samples(8, 32, 64, 3);
+  const Samples calib = test::random_tokens(8, 32, 64, 3);
   auto scaled = compress(dir, awq_stage(false, false), calib);
   auto ref = load_model(dir);
   for (int k = 0; k < kLinearsPerBlock; k++) EXPECT_EQ(scaled->blocks[0].lin[size_t(k)].w->format(), "f32");
@@ -145,7 +136,7 @@ TEST(Awq, ScalingAloneIsFunctionPreserving) {
 
 TEST(Awq, GqaSkipsValueToOutputGroupAndCompressedPrevIsAnError) {
   const std::string dir = outlier_model("awq-gqa", 2);
-  const Samples calib = random_samples(8, 32, 64, 4);
+  const Samples calib = test::random_tokens(8, 32, 64, 4);
   std::unique_ptr<BlockModifier> mod;
   compress(dir, awq_stage(false, true), calib, &mod);
   for (const auto& rep : awq_reports(*mod)) {

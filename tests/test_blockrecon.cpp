@@ -190,15 +190,6 @@ Tiny tiny_model(const std::string& tag) {
   return t;
 }
 
-Samples random_tokens(int n, int L, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(0, vocab - 1);
-  Samples s(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(L)));
-  for (auto& x : s)
-    for (auto& t : x) t = d(rng);
-  return s;
-}
-
 // Block 0 output of m on each sample (inference Forward), concatenated.
 std::vector<float> block0(const Model& m, const Samples& samples) {
   Forward fw(m);
@@ -313,7 +304,7 @@ TEST(Let, FoldingKeepsFloatBlockOutput) {
     EXPECT_NE(out.W[size_t(k)], lin.w->dense()) << kLinearNames[size_t(k)] << " changed by the transform";
     lin.w = std::make_unique<DenseF32>(lin.out(), lin.in(), out.W[size_t(k)]);
   }
-  const Samples xs = random_tokens(4, 32, 64, 11);
+  const Samples xs = test::random_tokens(4, 32, 64, 11);
   const auto y0 = block0(*ref, xs), y1 = block0(*m, xs);
   EXPECT_LT(test::max_rel_diff(y1.data(), y0.data(), y0.size()), 1e-5);
 }
@@ -322,7 +313,7 @@ TEST(Let, FoldingKeepsFloatBlockOutput) {
 // below RTN's at 3 bits, group 32; γ, β stay in (0, 1]; the stored Linears are packed int3.
 TEST(OmniQuant, BlockOutputErrorBelowRtn) {
   Tiny t = tiny_model("omni-rtn");
-  const Samples calib = random_tokens(16, 32, 64, 1), held = random_tokens(8, 32, 64, 2);
+  const Samples calib = test::random_tokens(16, 32, 64, 1), held = test::random_tokens(8, 32, 64, 2);
   ExactQint exact;
   auto ref = load_model(t.dir);
   const auto y = block0(*ref, held);
@@ -352,7 +343,7 @@ TEST(OmniQuant, BlockOutputErrorBelowRtn) {
 // measures the same error as the inference Forward does.
 TEST(SignRound, RoundingBeatsRtnAt3And4Bits) {
   Tiny t = tiny_model("signround-rtn");
-  const Samples calib = random_tokens(16, 32, 64, 1), held = random_tokens(8, 32, 64, 2);
+  const Samples calib = test::random_tokens(16, 32, 64, 1), held = test::random_tokens(8, 32, 64, 2);
   ExactQint exact;
   auto ref = load_model(t.dir);
   const auto y = block0(*ref, held), y_cal = block0(*ref, calib);

@@ -72,6 +72,15 @@ std::vector<float> random_vector(size_t n, uint32_t seed, float scale) {
   return v;
 }
 
+std::vector<std::vector<int>> random_tokens(int n, int L, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(0, vocab - 1);
+  std::vector<std::vector<int>> s(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(L)));
+  for (auto& x : s)
+    for (auto& t : x) t = d(rng);
+  return s;
+}
+
 static void add_tensor(SafeTensorsWriter& w, const std::string& name, std::vector<int64_t> shape,
                        const std::vector<float>& v, const std::string& dtype) {
   if (dtype == "F32") return w.add_f32(name, std::move(shape), v.data());

@@ -48,5 +48,7 @@ ModelConfig write_tiny_model(const std::string& dir, const TinySpec& s);
 int run_lmpress(const std::string& args, std::string* out = nullptr, std::string* err = nullptr);
 
 std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f);
+// n sequences of L token ids uniform in [0, vocab) (calibration / held-out Samples for tiny models).
+std::vector<std::vector<int>> random_tokens(int n, int L, int vocab, uint32_t seed);
 
 }  // namespace lmp::test

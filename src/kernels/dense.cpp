@@ -170,4 +170,13 @@ void decoded_rows_matmul(int64_t R, int64_t C, const std::function<void(int64_t 
   }
 }
 
+void RowDecodedMatrix::matmul(const float* X, int64_t n, float* Y) const {
+  decoded_rows_matmul(rows(), cols(), [this](int64_t r, float* w) { decode_row(r, w); }, X, n, Y);
+}
+
+void RowDecodedMatrix::dequantize(float* W) const {
+#pragma omp parallel for schedule(static) if (rows() * cols() > 65536)
+  for (int64_t r = 0; r < rows(); r++) decode_row(r, W + r * cols());
+}
+
 }  // namespace lmp

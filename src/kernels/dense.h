@@ -60,4 +60,15 @@ void decoded_rows_matmul(int64_t rows, int64_t cols, const std::function<void(in
                          const float* X, int64_t n, float* Y);
 void gemm_f32(const float* X, const float* W, float* Y, int64_t n, int64_t rows, int64_t cols);
 
+// A stored format whose kernel is "decode a row to f32, then dot" (lookup-table codes: FP4/FP8, OliVe): it
+// supplies decode_row; matmul runs decoded_rows_matmul and dequantize decodes every row (threaded).
+class RowDecodedMatrix : public WeightMatrix {
+ public:
+  using WeightMatrix::WeightMatrix;
+  // Row r dequantized into w (cols).
+  virtual void decode_row(int64_t r, float* w) const = 0;
+  void matmul(const float* X, int64_t n, float* Y) const final;
+  void dequantize(float* W) const final;
+};
+
 }  // namespace lmp

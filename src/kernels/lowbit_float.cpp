@@ -177,15 +177,6 @@ void LowFloatMatrix::decode_row(int64_t r, float* w) const {
   }
 }
 
-void LowFloatMatrix::dequantize(float* W) const {
-#pragma omp parallel for schedule(static) if (rows() * cols() > 65536)
-  for (int64_t r = 0; r < rows(); r++) decode_row(r, W + r * cols());
-}
-
-void LowFloatMatrix::matmul(const float* X, int64_t n, float* Y) const {
-  decoded_rows_matmul(rows(), cols(), [this](int64_t r, float* w) { decode_row(r, w); }, X, n, Y);
-}
-
 void lowfloat_matmul_ref(const LowFloatMatrix& m, const float* X, int64_t n, float* Y) {
   const int64_t R = m.rows(), C = m.cols(), gs = m.group_size();
   const std::array<float, 256>& tab = lowfloat_table(m.fmt());

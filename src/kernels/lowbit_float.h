@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "kernels/dense.h"
 #include "kernels/weight.h"
 
 namespace lmp {
@@ -54,7 +55,7 @@ inline float pow2_ceil(float s) {
   return std::ldexp(1.0f, m == 0.5f ? e - 1 : e);
 }
 
-class LowFloatMatrix final : public WeightMatrix {
+class LowFloatMatrix final : public RowDecodedMatrix {
  public:
   // Per-group scale s = max|w| · clip / max finite (rounded up to f16, or with pow2 up to a power of two, the
   // ZeroQuant-FP constraint); codes = encode(w / s).
@@ -65,8 +66,6 @@ class LowFloatMatrix final : public WeightMatrix {
 
   std::string format() const override { return format_name(fmt_, group_); }
   size_t nbytes() const override { return size_t(rows() * row_bytes()) + size_t(rows() * ngroups()) * 2; }
-  void matmul(const float* X, int64_t n, float* Y) const override;
-  void dequantize(float* W) const override;
   nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const override;
 
   static std::string format_name(LowFloat f, int group);
@@ -80,7 +79,7 @@ class LowFloatMatrix final : public WeightMatrix {
   uint8_t code(int64_t r, int64_t c) const;
   float scale(int64_t r, int64_t g) const { return f16_to_f32(sc_[r * ngroups() + g]); }
   // Row r dequantized into w (cols).
-  void decode_row(int64_t r, float* w) const;
+  void decode_row(int64_t r, float* w) const override;
 
  private:
   LowFloatMatrix(int64_t rows, int64_t cols, LowFloat f, int group);

@@ -135,15 +135,6 @@ void OliveMatrix::decode_row(int64_t r, float* w) const {
   }
 }
 
-void OliveMatrix::dequantize(float* W) const {
-#pragma omp parallel for schedule(static) if (rows() * cols() > 65536)
-  for (int64_t r = 0; r < rows(); r++) decode_row(r, W + r * cols());
-}
-
-void OliveMatrix::matmul(const float* X, int64_t n, float* Y) const {
-  decoded_rows_matmul(rows(), cols(), [this](int64_t r, float* w) { decode_row(r, w); }, X, n, Y);
-}
-
 void olive_matmul_ref(const OliveMatrix& m, const float* X, int64_t n, float* Y) {
   const int64_t R = m.rows(), C = m.cols(), gs = m.group_size();
   for (int64_t t = 0; t < n; t++)

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "kernels/dense.h"
 #include "kernels/weight.h"
 
 namespace lmp {
@@ -35,7 +36,7 @@ const std::array<float, 512>& olive_pair_table();
 // Best pair byte for (a, b) in units of s, and its squared error (in units of s²).
 uint8_t olive_encode_pair(float a, float b, float* err);
 
-class OliveMatrix final : public WeightMatrix {
+class OliveMatrix final : public RowDecodedMatrix {
  public:
   static std::unique_ptr<OliveMatrix> quantize(int64_t rows, int64_t cols, const float* W, int group);
   OliveMatrix(int64_t rows, int64_t cols, int group, const uint8_t* codes, const f16_t* scales,
@@ -43,8 +44,6 @@ class OliveMatrix final : public WeightMatrix {
 
   std::string format() const override { return format_name(group_); }
   size_t nbytes() const override { return size_t(rows() * row_bytes()) + size_t(rows() * ngroups()) * 2; }
-  void matmul(const float* X, int64_t n, float* Y) const override;
-  void dequantize(float* W) const override;
   nlohmann::json save(SafeTensorsWriter& w, const std::string& prefix) const override;
 
   static std::string format_name(int group);  // "olive4_g128", "olive4_row"
@@ -54,7 +53,7 @@ class OliveMatrix final : public WeightMatrix {
   int64_t row_bytes() const { return (cols() + 1) / 2; }
   uint8_t byte(int64_t r, int64_t p) const { return codes_[r * row_bytes() + p]; }
   float scale(int64_t r, int64_t g) const { return f16_to_f32(sc_[r * ngroups() + g]); }
-  void decode_row(int64_t r, float* w) const;
+  void decode_row(int64_t r, float* w) const override;
 
  private:
   OliveMatrix(int64_t rows, int64_t cols, int group);

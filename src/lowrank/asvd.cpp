@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "calib/targets.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "lowrank/layer_search.h"
@@ -148,21 +149,18 @@ class AsvdModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, true}; }
   void apply(BlockContext& ctx) override {
     Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int kind = 0; kind < kLinearsPerBlock; kind++) {
-      std::string name = linear_name(ctx.layer, LinearKind(kind));
-      if (!targets_.match(name)) continue;
+    for_each_target(b, ctx.layer, targets_, [&](LinearKind kind, const std::string& name, Linear& lin) {
       double ratio = ratio_;
       if (has_per_layer_) {
         auto it = per_layer_.find(name);
-        if (it == per_layer_.end()) continue;  // the allocation kept it dense
+        if (it == per_layer_.end()) return;  // the allocation kept it dense
         ratio = it->second;
       }
-      Linear& lin = b.lin[size_t(kind)];
       const int64_t m = lin.out(), n = lin.in(), k = rank_from_ratio(ratio, m, n, name);
-      if (!lowrank_pays_or_report("asvd", name, m, n, k)) continue;
+      if (!lowrank_pays_or_report("asvd", name, m, n, k)) return;
       std::vector<float> W = lin.w->dense();
-      lin.w = asvd_factorize(W.data(), m, n, ctx.stats.of(LinearKind(kind)).mean_abs(), alpha_, k, dt_);
-    }
+      lin.w = asvd_factorize(W.data(), m, n, ctx.stats.of(kind).mean_abs(), alpha_, k, dt_);
+    });
   }
 
  private:

@@ -73,19 +73,16 @@ class LplrModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int kind = 0; kind < kLinearsPerBlock; kind++) {
-      std::string name = linear_name(ctx.layer, LinearKind(kind));
-      if (!targets_.match(name)) continue;
-      Linear& lin = b.lin[size_t(kind)];
+    for_each_target(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind kind, const std::string& name, Linear& lin) {
       const int64_t m = lin.out(), n = lin.in();
       LplrOptions o = o_;
       o.rank = rank_from_ratio(rule_.ratio, m, n, name);
-      o.seed = o_.seed + uint64_t(ctx.layer * kLinearsPerBlock + kind);  // a different sketch per Linear
-      if (!lowrank_pays_or_report("lplr", name, m, n, o.rank)) continue;
+      o.seed = o_.seed + uint64_t(ctx.layer * kLinearsPerBlock + int(kind));  // a different sketch per Linear
+      if (!lowrank_pays_or_report("lplr", name, m, n, o.rank)) return;
       std::vector<float> W = lin.w->dense();
       lin.w = lplr_factorize(W.data(), m, n, o, name);
-    }
+    });
   }
 
  private:

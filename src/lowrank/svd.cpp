@@ -19,18 +19,15 @@ class SvdModifier final : public BlockModifier {
   StatsRequest stats_request() const override { return {false, false}; }
   bool needs_calibration() const override { return false; }
   void apply(BlockContext& ctx) override {
-    Block& b = ctx.model.blocks[size_t(ctx.layer)];
-    for (int kind = 0; kind < kLinearsPerBlock; kind++) {
-      std::string name = linear_name(ctx.layer, LinearKind(kind));
-      if (!targets_.match(name)) continue;
-      Linear& lin = b.lin[size_t(kind)];
+    for_each_target(ctx.model.blocks[size_t(ctx.layer)], ctx.layer, targets_,
+                    [&](LinearKind, const std::string& name, Linear& lin) {
       const int64_t m = lin.out(), n = lin.in();
       std::vector<float> W = lin.w->dense();
       Svd svd = thin_svd(to_double(W.data(), W.size()), m, n, name);  // W = U Σ Vᵀ
       int64_t k = rule_.rank(m, n, svd.s, name);
-      if (!lowrank_pays_or_report("svd", name, m, n, k)) continue;
+      if (!lowrank_pays_or_report("svd", name, m, n, k)) return;
       lin.w = make_lowrank(split_sqrt(svd, k), dt_);                   // W ≈ (U_k √Σ_k)(√Σ_k V_kᵀ)
-    }
+    });
   }
 
  private:

@@ -4,9 +4,14 @@
 //   qat      fake-quantized weights with STE + learned step sizes (LSQ); with a teacher (or --loss ≠ ce: the
 //            full-precision model itself) it is knowledge-distilled QAT; --data-free N: LLM-QAT's
 //            self-generated data; --asym-clip + --loss cakld: BitDistiller
+//   l4q      L4Q: LoRA whose merge is fake-quantized with learned scales; exports the quantized merge directly
+//   loraprune  LoRAPrune: LoRA fine-tuning that masks KV groups / MLP channels by LoRA-gradient importance up to
+//            --sparsity P during the first --prune-frac of the steps, then recovers; stored structurally smaller
 //   distill  a student (the same model depth-pruned by --drop-layers, quantized by --bits, or --student DIR)
 //            learns from --teacher with fkl|rkl|jsd|cakld (+ --ted W hidden alignment, --onpolicy P for GKD),
-//            or black-box from teacher responses to --prompts FILE with cross-entropy
+//            or black-box from teacher responses to --prompts FILE with cross-entropy; --init truncate-first|
+//            truncate-alternate|random --student-layers K: TF-LLMD's layer-truncated (or random) student
+// qat|distill --contrastive W [--tau T]: + QuantGPT's token-level contrastive distillation on the last hidden states
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
 #include <cstdio>
@@ -17,6 +22,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/perplexity.h"
+#include "prune/loraprune.h"
+#include "train/tfllmd.h"
 #include "train/trainer.h"
 
 namespace lmp {
@@ -38,10 +45,11 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
 }
 
 int cmd_train(int argc, char** argv) {
-  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
+  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill|l4q|loraprune --model DIR --data FILE ... -o OUT");
   const std::string mode = argv[2];
-  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill",
-        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill)", mode);
+  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill" || mode == "l4q" ||
+            mode == "loraprune",
+        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill, l4q, loraprune)", mode);
   Args a(argc, argv, 3, {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"});
   const std::string out = a.required("output");
   const bool json = a.flag("json");
@@ -56,7 +64,8 @@ int cmd_train(int argc, char** argv) {
   check(!student_dir.empty(), "missing option --model");
   // setup
   TrainSetup s;
-  s.mode = mode == "lora" || mode == "qlora" ? Mode::Lora : mode == "peqa" ? Mode::Peqa : mode == "qat" ? Mode::Qat : Mode::Full;
+  const bool lora_like = mode == "lora" || mode == "qlora" || mode == "l4q" || mode == "loraprune";
+  s.mode = lora_like ? Mode::Lora : mode == "peqa" ? Mode::Peqa : mode == "qat" ? Mode::Qat : Mode::Full;
   s.targets = a.str("targets", ".*");
   s.rank = int(a.integer("rank", 8));
   s.alpha = float(a.real("alpha", 2.0 * s.rank));
@@ -66,18 +75,32 @@ int cmd_train(int argc, char** argv) {
   s.grid.bits = bits;
   s.grid.group = int(a.integer("group", 32));
   s.grid.sym = a.flag("sym");
-  s.base_grid = {4, false, int(a.integer("base-group", 64))};
+  s.base_grid = {int(a.integer("base-bits", 4)), false, int(a.integer("base-group", 64))};
   s.asym_clip = a.flag("asym-clip");
   s.recompute = a.flag("recompute");
   s.seed = uint64_t(a.integer("seed", 0));
   if (auto d = a.opt("drop-layers")) s.drop_layers = parse_int_list(*d, "drop-layers");
+  s.l4q = mode == "l4q";
+  // TF-LLMD: a layer-truncated (or same-shape random) student
+  const std::string init = a.str("init", "");
+  if (!init.empty()) {
+    check(mode == "distill" && !a.opt("drop-layers"), "--init is for train distill (instead of --drop-layers)");
+    const auto si = parse_student_init(init);
+    auto teacher_cfg = load_model(student_dir)->cfg;
+    s.drop_layers = truncation_drop_layers(teacher_cfg.n_layers, int(a.integer("student-layers", teacher_cfg.n_layers / 2)), si);
+  }
+  LoraPruneOptions lp;
+  lp.sparsity = a.real("sparsity", 0.2);
+  const double prune_frac = a.real("prune-frac", 0.5);
+  lp.every = int(a.integer("prune-every", 5));
+  lp.ema = a.real("prune-ema", 0.9);
   if (mode == "distill" && bits > 0) s.mode = Mode::Qat;  // quantized student
   if (s.mode == Mode::Lora) {
     check(s.rank > 0, "--rank must be positive (got {})", s.rank);
     s.train_embed = s.train_norms = false;
   }
   if (s.mode == Mode::Peqa) s.train_embed = s.train_norms = false;
-  if (s.mode == Mode::Qat || s.mode == Mode::Peqa)
+  if (s.l4q || s.mode == Mode::Qat || s.mode == Mode::Peqa)
     check(QIntMatrix::supported(s.grid), "--bits {} --group {}: no stored format (bits 2,3,4,8; group 0,32,64,128,256)",
           s.grid.bits, s.grid.group);
   // training options
@@ -100,6 +123,9 @@ int cmd_train(int argc, char** argv) {
   o.ce_weight = a.real("ce-weight", 0.0);
   o.ted_weight = a.real("ted", 0.0);
   o.onpolicy = a.real("onpolicy", 0.0);
+  o.contrastive_weight = a.real("contrastive", 0.0);
+  o.contrastive_tau = a.real("tau", 0.1);
+  lp.prune_steps = std::max(1, int(std::lround(prune_frac * o.steps)));
   o.ckpt = a.str("ckpt", out + ".ckpt.safetensors");
   o.ckpt_every = int(a.integer("ckpt-every", 50));
   o.resume = a.str("resume", "");
@@ -123,7 +149,7 @@ int cmd_train(int argc, char** argv) {
 
   auto src = load_model(student_dir);
   std::unique_ptr<Model> tmodel;
-  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
+  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || o.contrastive_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
   if (kd) {
     std::string tdir = teacher_dir.empty() ? model_dir : teacher_dir;  // QAT: the full-precision model itself
     tmodel = load_model(tdir);
@@ -139,16 +165,23 @@ int cmd_train(int argc, char** argv) {
   } else {
     stream = stream_from_file(src->tokenizer(), data, fmt_);
   }
-  if (o.loss == LossKind::CE) o.ted_weight = 0;
+  if (o.loss == LossKind::CE && !(o.contrastive_weight > 0)) o.ted_weight = 0;
 
   std::unique_ptr<TrainModel<float>> teacher;
-  if (tmodel && o.loss != LossKind::CE) {
+  if (tmodel && (o.loss != LossKind::CE || o.contrastive_weight > 0)) {
     TrainSetup ts;
     ts.freeze_all = true;
     ts.recompute = true;
     teacher = std::make_unique<TrainModel<float>>(*tmodel, ts);
   }
   TrainModel<float> st(*src, s);
+  if (init == "random") random_reinit(st, s.seed);
+  std::unique_ptr<LoraPruner> pruner;
+  if (mode == "loraprune") {
+    pruner = std::make_unique<LoraPruner>(st, lp);
+    o.after_backward = [&](int step) { pruner->after_backward(step); };
+    o.after_step = [&](int step) { pruner->after_step(step); };
+  }
   for (auto& p : st.params)
     if (p.positive) p.lr_mult = scale_lr;  // quantizer scales: smaller steps (they are ~10× smaller than weights)
   if (!o.quiet)
@@ -167,11 +200,14 @@ int cmd_train(int argc, char** argv) {
   }
   TrainResult r = train::train(st, teacher.get(), *src, stream, o);
   const QuantGrid* requant = s.qlora || s.loftq_iters > 0 ? &s.base_grid : nullptr;
-  auto m = st.to_model(*src, requant);
+  auto m = pruner ? pruner->finish(*src) : st.to_model(*src, requant);
   nlohmann::json stage = {{"modifier", "train"}, {"mode", mode}, {"steps", o.steps}, {"loss", loss_name(o.loss)},
                           {"lr", o.optim.lr}, {"seed", s.seed}};
-  if (s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
+  if (s.l4q || s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
   if (s.mode == Mode::Lora) stage["rank"] = s.rank;
+  if (o.contrastive_weight > 0) stage["contrastive"] = o.contrastive_weight, stage["tau"] = o.contrastive_tau;
+  if (pruner) stage["sparsity"] = lp.sparsity, res["params"] = m->n_params();
+  if (!init.empty()) stage["init"] = init, stage["student_layers"] = st.n_layers();
   m->recipe = {{"base", src->recipe}, {"train", stage}};
   save_model(*m, out);
   res.update({{"first_loss", r.first_loss}, {"last_loss", r.last_loss}, {"seconds", r.seconds},

@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "prune/loraprune.h"
 #include "testutil.h"
+#include "train_testutil.h"
 #include "train/fakequant.h"
 #include "train/l4q.h"
 #include "train/losses.h"
@@ -52,26 +53,8 @@ std::unique_ptr<Model> tiny(const std::string& tag, std::string* dir = nullptr) 
   return load_model(d);
 }
 
-std::vector<int> ids_for(int n, int V, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::vector<int> v(static_cast<size_t>(n));
-  for (auto& x : v) x = int(g() % uint32_t(V));
-  return v;
-}
-
-template <class T>
-double ce_loss(TrainModel<T>& tm, const std::vector<int>& ids, int B, int T_, bool backward) {
-  std::vector<int> tgt(ids.size());
-  for (size_t i = 0; i < ids.size(); i++) tgt[i] = (i + 1) % size_t(T_) ? ids[i + 1] : -1;
-  tm.forward(ids.data(), B, T_);
-  std::vector<T> d(tm.logits().size());
-  double L = cross_entropy(d.data(), tm.logits().data(), tgt.data(), B * T_, tm.cfg.vocab);
-  if (backward) {
-    tm.zero_grad();
-    tm.backward(d.data());
-  }
-  return L;
-}
+using test::ids_for;
+using test::model_loss;
 
 std::vector<float> infer_logits(const Model& m, const std::vector<int>& ids) {
   Forward fw(m);
@@ -87,6 +70,17 @@ void set_lora_b(TrainModel<float>& tm, uint32_t seed, float scale) {
       auto v = test::random_vector(p.size(), seed++, scale);
       p.w.assign(v.begin(), v.end());
     }
+}
+
+// A LoRA model on every projection with non-zero B and the gradients of a CE loss over ids (2 × 8).
+std::unique_ptr<TrainModel<float>> lora_with_grads(const Model& m, int rank, uint32_t seed, const std::vector<int>& ids) {
+  TrainSetup s;
+  s.mode = Mode::Lora;
+  s.rank = rank;
+  auto tm = std::make_unique<TrainModel<float>>(m, s);
+  set_lora_b(*tm, seed, 0.1f);
+  model_loss(*tm, ids, 2, 8, true);
+  return tm;
 }
 
 }  // namespace
@@ -239,7 +233,7 @@ TEST(L4q, WholeModelGradientsDouble) {
       for (auto& v : p.w) v *= 1.2;  // no clipping of the merge: the STE passes every entry
   }
   auto ids = ids_for(10, m->cfg.vocab, 4);
-  ce_loss(tm, ids, 2, 5, true);
+  model_loss(tm, ids, 2, 5, true);
   // A and B: the STE gradient is the gradient of L through the (float) merge wherever the quantized weight
   // would not change; compare with a model that uses the unquantized merge (plain LoRA) — equal up to the
   // difference between Ŵ and Wm in the forward, which an 8-bit grid makes small.
@@ -252,7 +246,7 @@ TEST(L4q, WholeModelGradientsDouble) {
   };
   for (auto& p : ref.params)
     if (p.trainable) p.w = find(p.name).w;
-  ce_loss(ref, ids, 2, 5, true);
+  model_loss(ref, ids, 2, 5, true);
   int n = 0;
   for (auto& p : ref.params)
     if (p.trainable) {
@@ -273,13 +267,9 @@ TEST(L4q, WholeModelGradientsDouble) {
 
 TEST(LoraPrune, ImportanceEqualsMergedWeightGradientThroughAdapters) {
   auto m = tiny("lp_imp");
-  TrainSetup s;
-  s.mode = Mode::Lora;
-  s.rank = 3;
-  TrainModel<float> tm(*m, s);
-  set_lora_b(tm, 11, 0.1f);
   auto ids = ids_for(16, m->cfg.vocab, 2);
-  ce_loss(tm, ids, 2, 8, true);
+  auto tmp = lora_with_grads(*m, 3, 11, ids);
+  TrainModel<float>& tm = *tmp;
   LoraPruneOptions o;
   LoraPruner pr(tm, o);
   auto gi = pr.group_importance();
@@ -287,7 +277,7 @@ TEST(LoraPrune, ImportanceEqualsMergedWeightGradientThroughAdapters) {
   auto merged = tm.to_model(*m);
   TrainSetup fs;
   TrainModel<float> dense(*merged, fs);
-  ce_loss(dense, ids, 2, 8, true);
+  model_loss(dense, ids, 2, 8, true);
   const auto& c = m->cfg;
   const int hs = c.head_dim, g = c.heads(0) / c.kv_heads(0), C = c.hidden;
   for (int l = 0; l < 3; l++) {
@@ -340,13 +330,8 @@ TEST(LoraPrune, ImportanceEqualsMergedWeightGradientThroughAdapters) {
 TEST(LoraPrune, ShrunkModelEqualsMaskedModelAndReloads) {
   std::string dir;
   auto m = tiny("lp_shrink", &dir);
-  TrainSetup s;
-  s.mode = Mode::Lora;
-  s.rank = 2;
-  TrainModel<float> tm(*m, s);
-  set_lora_b(tm, 3, 0.1f);
-  auto ids = ids_for(16, m->cfg.vocab, 8);
-  ce_loss(tm, ids, 2, 8, true);
+  auto tmp = lora_with_grads(*m, 2, 3, ids_for(16, m->cfg.vocab, 8));
+  TrainModel<float>& tm = *tmp;
   LoraPruneOptions o;
   o.sparsity = 0.3;
   LoraPruner pr(tm, o);

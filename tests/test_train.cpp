@@ -36,13 +36,7 @@ namespace {
 constexpr double kTol = 1e-4;
 constexpr double kH = 1e-5;
 
-std::vector<double> rnd(size_t n, uint32_t seed, double scale = 1.0) {
-  std::mt19937 g(seed);
-  std::normal_distribution<double> d(0, scale);
-  std::vector<double> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::rnd;
 
 double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());

@@ -30,13 +30,7 @@ using namespace lmp::train;
 
 namespace {
 
-std::vector<double> rnd(size_t n, uint32_t seed, double scale = 1.0) {
-  std::mt19937 g(seed);
-  std::normal_distribution<double> d(0, scale);
-  std::vector<double> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::rnd;
 
 double rel(const std::vector<double>& a, const std::vector<double>& b) {
   double num = 0, den = 0;

@@ -8,6 +8,15 @@
 
 namespace lmp::test {
 
+// n values ~ N(0, scale²), seeded.
+inline std::vector<double> rnd(size_t n, uint32_t seed, double scale = 1.0) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> d(0, scale);
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
 // n uniform random token ids in 0..V−1.
 inline std::vector<int> ids_for(int n, int V, uint32_t seed) {
   std::mt19937 g(seed);

@@ -178,6 +178,7 @@ int cmd_train(int argc, char** argv) {
   if (init == "random") random_reinit(st, s.seed);
   std::unique_ptr<LoraPruner> pruner;
   if (mode == "loraprune") {
+    lp.verbose = !o.quiet;
     pruner = std::make_unique<LoraPruner>(st, lp);
     o.after_backward = [&](int step) { pruner->after_backward(step); };
     o.after_step = [&](int step) { pruner->after_step(step); };

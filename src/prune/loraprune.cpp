@@ -1,6 +1,7 @@
 #include "prune/loraprune.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <numeric>
 
@@ -117,6 +118,9 @@ void LoraPruner::after_step(int step) {
   if (step < o_.prune_steps && ((step + 1) % o_.every == 0 || step + 1 == o_.prune_steps)) {
     const double frac = std::min(1.0, double(step + 1) / o_.prune_steps);
     prune_to(int64_t(std::llround(o_.sparsity * frac * double(prunable_))));
+    if (o_.verbose)
+      std::fprintf(stderr, "loraprune step %d: %lld of %lld projection parameters masked (%.1f%%)\n", step + 1,
+                   (long long)removed_, (long long)prunable_, 100.0 * double(removed_) / double(prunable_));
   }
   apply_masks();
 }

@@ -34,6 +34,7 @@ struct LoraPruneOptions {
   int prune_steps = 50;  // pruning happens during steps [0, prune_steps); later steps only recover
   int every = 5;         // a pruning event every `every` steps
   double ema = 0.9;      // λ of the moving average
+  bool verbose = false;  // one stderr line per pruning event
 };
 
 // Per-weight LoRA importance of one Linear: imp (O, I) = |(W + s·B·A) ⊙ s·(dB·A + B·dA)|.

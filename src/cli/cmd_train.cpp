@@ -84,16 +84,20 @@ int cmd_train(int argc, char** argv) {
   // TF-LLMD: a layer-truncated (or same-shape random) student
   const std::string init = a.str("init", "");
   if (!init.empty()) {
-    check(mode == "distill" && !a.opt("drop-layers"), "--init is for train distill (instead of --drop-layers)");
+    check(mode == "distill" && !a.opt("drop-layers") && !a.opt("bits"),
+          "--init is for train distill of a float student (instead of --drop-layers)");
     const auto si = parse_student_init(init);
     auto teacher_cfg = load_model(student_dir)->cfg;
     s.drop_layers = truncation_drop_layers(teacher_cfg.n_layers, int(a.integer("student-layers", teacher_cfg.n_layers / 2)), si);
   }
   LoraPruneOptions lp;
-  lp.sparsity = a.real("sparsity", 0.2);
-  const double prune_frac = a.real("prune-frac", 0.5);
-  lp.every = int(a.integer("prune-every", 5));
-  lp.ema = a.real("prune-ema", 0.9);
+  double prune_frac = 0.5;
+  if (mode == "loraprune") {
+    lp.sparsity = a.real("sparsity", 0.2);
+    prune_frac = a.real("prune-frac", 0.5);
+    lp.every = int(a.integer("prune-every", 5));
+    lp.ema = a.real("prune-ema", 0.9);
+  }
   if (mode == "distill" && bits > 0) s.mode = Mode::Qat;  // quantized student
   if (s.mode == Mode::Lora) {
     check(s.rank > 0, "--rank must be positive (got {})", s.rank);
@@ -116,15 +120,17 @@ int cmd_train(int argc, char** argv) {
   o.optim.clip = a.real("clip", 1.0);
   o.optim.warmup = int(a.integer("warmup", std::min(20, o.steps / 10)));
   o.optim.total = o.steps;
-  const std::string default_loss = mode == "distill" ? "fkl" : "ce";
+  o.contrastive_weight = a.real("contrastive", 0.0);  // QuantGPT: with logit KD (forward KL unless --loss)
+  o.contrastive_tau = a.real("tau", 0.1);
+  const std::string default_loss = mode == "distill" || o.contrastive_weight > 0 ? "fkl" : "ce";
   o.loss = parse_loss(a.str("loss", default_loss));
   o.beta = a.real("beta", 0.5);
   o.estimate_gamma = !a.opt("beta").has_value();
   o.ce_weight = a.real("ce-weight", 0.0);
   o.ted_weight = a.real("ted", 0.0);
   o.onpolicy = a.real("onpolicy", 0.0);
-  o.contrastive_weight = a.real("contrastive", 0.0);
-  o.contrastive_tau = a.real("tau", 0.1);
+  check(o.contrastive_weight == 0 || o.loss != LossKind::CE, "--contrastive goes with a distillation loss "
+        "(--loss fkl|rkl|jsd|cakld), not --loss ce");
   lp.prune_steps = std::max(1, int(std::lround(prune_frac * o.steps)));
   o.ckpt = a.str("ckpt", out + ".ckpt.safetensors");
   o.ckpt_every = int(a.integer("ckpt-every", 50));
@@ -149,7 +155,7 @@ int cmd_train(int argc, char** argv) {
 
   auto src = load_model(student_dir);
   std::unique_ptr<Model> tmodel;
-  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || o.contrastive_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
+  const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
   if (kd) {
     std::string tdir = teacher_dir.empty() ? model_dir : teacher_dir;  // QAT: the full-precision model itself
     tmodel = load_model(tdir);
@@ -165,10 +171,10 @@ int cmd_train(int argc, char** argv) {
   } else {
     stream = stream_from_file(src->tokenizer(), data, fmt_);
   }
-  if (o.loss == LossKind::CE && !(o.contrastive_weight > 0)) o.ted_weight = 0;
+  if (o.loss == LossKind::CE) o.ted_weight = 0, o.contrastive_weight = 0;
 
   std::unique_ptr<TrainModel<float>> teacher;
-  if (tmodel && (o.loss != LossKind::CE || o.contrastive_weight > 0)) {
+  if (tmodel && o.loss != LossKind::CE) {
     TrainSetup ts;
     ts.freeze_all = true;
     ts.recompute = true;

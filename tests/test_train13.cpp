@@ -131,7 +131,7 @@ TEST(QuantGptContrastive, DefinitionOnSmallInput) {
 // ---------------------------------------------------------------------------------------------------
 // L4Q
 
-TEST(L4q, GradientsOfQuantizedMergeMatchFiniteDifferencesAwayFromRoundingEdges) {
+TEST(L4q, AdapterChainMatchesFiniteDifferences) {
   // Analytic A/B gradients = (α/r)·(dWm·Aᵀ, Bᵀ·dWm) with dWm the STE gradient: check the chain against central
   // differences of L(Wm) = Σ R ⊙ Wm (the STE treats fq as identity inside the range, so this is its definition).
   const int O = 5, I = 6, r = 2;
@@ -163,13 +163,20 @@ TEST(L4q, GradientsOfQuantizedMergeMatchFiniteDifferencesAwayFromRoundingEdges) 
   EXPECT_LE(rel(dB, numeric(B)), 1e-7);
 }
 
-TEST(L4q, ExportedQIntMatrixComputesExactlyTheTrainedQuantizedMerge) {
-  auto m = tiny("l4q_exp");
+namespace {
+TrainSetup l4q_setup(int rank, QuantGrid grid) {
   TrainSetup s;
   s.mode = Mode::Lora;
   s.l4q = true;
-  s.rank = 3;
-  s.grid = {3, false, 0};
+  s.rank = rank;
+  s.grid = grid;
+  return s;
+}
+}  // namespace
+
+TEST(L4q, ExportedQIntMatrixComputesExactlyTheTrainedQuantizedMerge) {
+  auto m = tiny("l4q_exp");
+  TrainSetup s = l4q_setup(3, {3, false, 0});
   TrainModel<float> tm(*m, s);
   set_lora_b(tm, 7, 0.05f);
   for (auto& p : tm.params)  // f16-representable learned scales (the stored format keeps f16 scales)
@@ -212,13 +219,9 @@ TEST(L4q, ExportedQIntMatrixComputesExactlyTheTrainedQuantizedMerge) {
   EXPECT_LE(test::max_abs_diff(lg.data(), tm.logits().data(), lg.size()), 0.1);
 }
 
-TEST(L4q, WholeModelGradientsDouble) {
+TEST(L4q, SteGradientsMatchTheFloatMergeAtEightBits) {
   auto m = tiny("l4q_grad");
-  TrainSetup s;
-  s.mode = Mode::Lora;
-  s.l4q = true;
-  s.rank = 2;
-  s.grid = {8, false, 0};  // fine grid: central differences rarely cross a rounding edge
+  TrainSetup s = l4q_setup(2, {8, false, 0});  // fine grid: Ŵ ≈ Wm, so L4Q's gradients ≈ plain LoRA's
   s.targets = ".*(q_proj|down_proj)";
   TrainModel<double> tm(*m, s);
   for (auto& p : tm.params) {

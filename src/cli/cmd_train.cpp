@@ -184,6 +184,7 @@ int cmd_train(int argc, char** argv) {
   if (init == "random") random_reinit(st, s.seed);
   std::unique_ptr<LoraPruner> pruner;
   if (mode == "loraprune") {
+    check(o.resume.empty(), "--resume: a loraprune checkpoint holds the adapters but not the pruning masks; rerun it");
     lp.verbose = !o.quiet;
     pruner = std::make_unique<LoraPruner>(st, lp);
     o.after_backward = [&](int step) { pruner->after_backward(step); };

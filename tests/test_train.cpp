@@ -18,6 +18,7 @@
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "testutil.h"
+#include "train_testutil.h"
 #include "train/fakequant.h"
 #include "train/layers.h"
 #include "train/losses.h"
@@ -35,13 +36,7 @@ namespace {
 constexpr double kTol = 1e-4;
 constexpr double kH = 1e-5;
 
-std::vector<double> rnd(size_t n, uint32_t seed, double scale = 1.0) {
-  std::mt19937 g(seed);
-  std::normal_distribution<double> d(0, scale);
-  std::vector<double> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+using test::rnd;
 
 double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());
@@ -278,26 +273,8 @@ Tiny tiny(bool tied, const std::string& tag, int vocab = 64) {
   return t;
 }
 
-std::vector<int> ids_for(int n, int V, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::vector<int> v(static_cast<size_t>(n));
-  for (auto& x : v) x = int(g() % uint32_t(V));
-  return v;
-}
-
-// CE loss of the model over (B, T) ids predicting the next id; fills grads when backward.
-double model_loss(TrainModel<double>& tm, const std::vector<int>& ids, int B, int T, bool backward) {
-  std::vector<int> tgt(ids.size());
-  for (size_t i = 0; i < ids.size(); i++) tgt[i] = (i + 1) % size_t(T) ? ids[i + 1] : -1;
-  tm.forward(ids.data(), B, T);
-  std::vector<double> d(tm.logits().size());
-  double L = cross_entropy(d.data(), tm.logits().data(), tgt.data(), B * T, tm.cfg.vocab);
-  if (backward) {
-    tm.zero_grad();
-    tm.backward(d.data());
-  }
-  return L;
-}
+using test::ids_for;
+using test::model_loss;
 
 // Checks up to 8 random entries of every trainable tensor against central differences.
 void check_model_grads(TrainModel<double>& tm, const std::vector<int>& ids, int B, int T) {

@@ -4,12 +4,18 @@
 //   qat      fake-quantized weights with STE + learned step sizes (LSQ); with a teacher (or --loss ≠ ce: the
 //            full-precision model itself) it is knowledge-distilled QAT; --data-free N: LLM-QAT's
 //            self-generated data; --asym-clip + --loss cakld: BitDistiller
+//   l4q      L4Q: LoRA whose merge is fake-quantized with learned scales; exports the quantized merge directly
+//   loraprune  LoRAPrune: LoRA fine-tuning that masks KV groups / MLP channels by LoRA-gradient importance up to
+//            --sparsity P during the first --prune-frac of the steps, then recovers; stored structurally smaller
 //   distill  a student (the same model depth-pruned by --drop-layers, quantized by --bits, or --student DIR)
 //            learns from --teacher with fkl|rkl|jsd|cakld (+ --ted W hidden alignment, --onpolicy P for GKD),
 //            or black-box (src/distill/): --kd-recipe NAME writes the data from the teacher (responses to
 //            --prompts FILE and/or --task arith problems) and the student is fine-tuned on it with cross-entropy;
 //            --kd-data FILE trains on a saved set, --kd-out FILE saves it, --task-eval N reports task accuracy
 // The same options form a recipe stage {"modifier": "train", "mode": "qat", "bits": 3, ...} (train_stage below).
+//            --init truncate-first|
+//            truncate-alternate|random --student-layers K: TF-LLMD's layer-truncated (or random) student
+// qat|distill --contrastive W [--tau T]: + QuantGPT's token-level contrastive distillation on the last hidden states
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
 #include <cstdio>
@@ -21,6 +27,8 @@
 #include "core/progress.h"
 #include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
+#include "prune/loraprune.h"
+#include "train/tfllmd.h"
 #include "train/trainer.h"
 
 namespace lmp {
@@ -53,8 +61,9 @@ struct TrainRun {
 // The whole of `lmpress train MODE` on options a; the student is `given` (a recipe stage's model) or loaded
 // from --model/--student. out names the output (checkpoints go beside it; "" = no checkpoint by default).
 static TrainRun train_run(const std::string& mode, const Args& a, const Model* given, const std::string& out) {
-  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill",
-        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill)", mode);
+  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill" || mode == "l4q" ||
+            mode == "loraprune",
+        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill, l4q, loraprune)", mode);
   // models
   std::string model_dir = a.str("model", ""), teacher_dir = a.str("teacher", ""), student_dir = a.str("student", "");
   if (mode == "distill") {
@@ -66,7 +75,8 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   check(given || !student_dir.empty(), "missing option --model");
   // setup
   TrainSetup s;
-  s.mode = mode == "lora" || mode == "qlora" ? Mode::Lora : mode == "peqa" ? Mode::Peqa : mode == "qat" ? Mode::Qat : Mode::Full;
+  const bool lora_like = mode == "lora" || mode == "qlora" || mode == "l4q" || mode == "loraprune";
+  s.mode = lora_like ? Mode::Lora : mode == "peqa" ? Mode::Peqa : mode == "qat" ? Mode::Qat : Mode::Full;
   s.targets = a.str("targets", ".*");
   s.rank = int(a.integer("rank", 8));
   s.alpha = float(a.real("alpha", 2.0 * s.rank));
@@ -76,18 +86,36 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   s.grid.bits = bits;
   s.grid.group = int(a.integer("group", 32));
   s.grid.sym = a.flag("sym");
-  s.base_grid = {4, false, int(a.integer("base-group", 64))};
+  s.base_grid = {int(a.integer("base-bits", 4)), false, int(a.integer("base-group", 64))};
   s.asym_clip = a.flag("asym-clip");
   s.recompute = a.flag("recompute");
   s.seed = uint64_t(a.integer("seed", 0));
   if (auto d = a.opt("drop-layers")) s.drop_layers = parse_int_list(*d, "drop-layers");
+  s.l4q = mode == "l4q";
+  // TF-LLMD: a layer-truncated (or same-shape random) student
+  const std::string init = a.str("init", "");
+  if (!init.empty()) {
+    check(mode == "distill" && !a.opt("drop-layers") && !a.opt("bits"),
+          "--init is for train distill of a float student (instead of --drop-layers)");
+    const auto si = parse_student_init(init);
+    auto teacher_cfg = load_model(student_dir)->cfg;
+    s.drop_layers = truncation_drop_layers(teacher_cfg.n_layers, int(a.integer("student-layers", teacher_cfg.n_layers / 2)), si);
+  }
+  LoraPruneOptions lp;
+  double prune_frac = 0.5;
+  if (mode == "loraprune") {
+    lp.sparsity = a.real("sparsity", 0.2);
+    prune_frac = a.real("prune-frac", 0.5);
+    lp.every = int(a.integer("prune-every", 5));
+    lp.ema = a.real("prune-ema", 0.9);
+  }
   if (mode == "distill" && bits > 0) s.mode = Mode::Qat;  // quantized student
   if (s.mode == Mode::Lora) {
     check(s.rank > 0, "--rank must be positive (got {})", s.rank);
     s.train_embed = s.train_norms = false;
   }
   if (s.mode == Mode::Peqa) s.train_embed = s.train_norms = false;
-  if (s.mode == Mode::Qat || s.mode == Mode::Peqa)
+  if (s.l4q || s.mode == Mode::Qat || s.mode == Mode::Peqa)
     check(QIntMatrix::supported(s.grid), "--bits {} --group {}: no stored format (bits 2,3,4,8; group 0,32,64,128,256)",
           s.grid.bits, s.grid.group);
   // training options
@@ -103,13 +131,18 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   o.optim.clip = a.real("clip", 1.0);
   o.optim.warmup = int(a.integer("warmup", std::min(20, o.steps / 10)));
   o.optim.total = o.steps;
-  const std::string default_loss = mode == "distill" ? "fkl" : "ce";
+  o.contrastive_weight = a.real("contrastive", 0.0);  // QuantGPT: with logit KD (forward KL unless --loss)
+  o.contrastive_tau = a.real("tau", 0.1);
+  const std::string default_loss = mode == "distill" || o.contrastive_weight > 0 ? "fkl" : "ce";
   o.loss = parse_loss(a.str("loss", default_loss));
   o.beta = a.real("beta", 0.5);
   o.estimate_gamma = !a.opt("beta").has_value();
   o.ce_weight = a.real("ce-weight", 0.0);
   o.ted_weight = a.real("ted", 0.0);
   o.onpolicy = a.real("onpolicy", 0.0);
+  check(o.contrastive_weight == 0 || o.loss != LossKind::CE, "--contrastive goes with a distillation loss "
+        "(--loss fkl|rkl|jsd|cakld), not --loss ce");
+  lp.prune_steps = std::max(1, int(std::lround(prune_frac * o.steps)));
   o.ckpt = a.str("ckpt", out.empty() ? "" : out + ".ckpt.safetensors");
   o.ckpt_every = int(a.integer("ckpt-every", 50));
   o.resume = a.str("resume", "");
@@ -184,7 +217,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   } else {
     stream = stream_from_file(src->tokenizer(), data, fmt_);
   }
-  if (o.loss == LossKind::CE) o.ted_weight = 0;
+  if (o.loss == LossKind::CE) o.ted_weight = 0, o.contrastive_weight = 0;
 
   std::unique_ptr<TrainModel<float>> teacher;
   if (tmodel && o.loss != LossKind::CE) {
@@ -194,6 +227,15 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
     teacher = std::make_unique<TrainModel<float>>(*tmodel, ts);
   }
   TrainModel<float> st(*src, s);
+  if (init == "random") random_reinit(st, s.seed);
+  std::unique_ptr<LoraPruner> pruner;
+  if (mode == "loraprune") {
+    check(o.resume.empty(), "--resume: a loraprune checkpoint holds the adapters but not the pruning masks; rerun it");
+    lp.verbose = !o.quiet;
+    pruner = std::make_unique<LoraPruner>(st, lp);
+    o.after_backward = [&](int step) { pruner->after_backward(step); };
+    o.after_step = [&](int step) { pruner->after_step(step); };
+  }
   for (auto& p : st.params)
     if (p.positive) p.lr_mult = scale_lr;  // quantizer scales: smaller steps (they are ~10× smaller than weights)
   if (!o.quiet)
@@ -221,13 +263,16 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
     m = std::move(kd_res.student);
   } else {
     r = train::train(st, teacher.get(), *src, stream, o);
-    m = st.to_model(*src, requant);
+    m = pruner ? pruner->finish(*src) : st.to_model(*src, requant);
   }
   nlohmann::json stage = {{"modifier", "train"}, {"mode", mode}, {"steps", o.steps}, {"loss", loss_name(o.loss)},
                           {"lr", o.optim.lr}, {"seed", s.seed}};
-  if (s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
+  if (s.l4q || s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
   if (s.mode == Mode::Lora) stage["rank"] = s.rank;
   if (!kd_recipe.empty()) stage["kd_recipe"] = kd_recipe;
+  if (o.contrastive_weight > 0) stage["contrastive"] = o.contrastive_weight, stage["tau"] = o.contrastive_tau;
+  if (pruner) stage["sparsity"] = lp.sparsity, res["params"] = m->n_params();
+  if (!init.empty()) stage["init"] = init, stage["student_layers"] = st.n_layers();
   m->recipe = {{"base", src->recipe}, {"train", stage}};
   res.update({{"first_loss", r.first_loss}, {"last_loss", r.last_loss}, {"seconds", r.seconds},
               {"tokens_per_s", r.tokens_per_s}, {"bits_per_weight", m->linear_bits_per_weight()}, {"out", out},
@@ -238,7 +283,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
 }
 
 int cmd_train(int argc, char** argv) {
-  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
+  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill|l4q|loraprune --model DIR --data FILE ... -o OUT");
   const std::string mode = argv[2];
   Args a(argc, argv, 3, kTrainFlags);
   const std::string out = a.required("output");

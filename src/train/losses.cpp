@@ -142,11 +142,54 @@ double hidden_align_loss(T* dhs, T* dP, const T* hs, const T* ht, const T* P, in
   return L * k;
 }
 
+template <class T>
+double token_contrastive_loss(T* dhs, const T* hs, const T* ht, int N, int C, double tau) {
+  check(tau > 0, "contrastive distillation: temperature tau must be positive (got {})", tau);
+  auto normalize = [C](const T* h, std::vector<T>& u, std::vector<double>& norm, int n) {
+    u.resize(size_t(n) * C);
+    norm.resize(size_t(n));
+    for (int i = 0; i < n; i++) {
+      double s = 0;
+      for (int c = 0; c < C; c++) s += double(h[size_t(i) * C + c]) * h[size_t(i) * C + c];
+      norm[size_t(i)] = std::max(std::sqrt(s), 1e-12);
+      for (int c = 0; c < C; c++) u[size_t(i) * C + c] = T(h[size_t(i) * C + c] / norm[size_t(i)]);
+    }
+  };
+  std::vector<T> u, v;
+  std::vector<double> nu, nv;
+  normalize(hs, u, nu, N);
+  normalize(ht, v, nv, N);
+  std::vector<T> S(size_t(N) * N);  // s_ij = u_i·v_j / τ, then (p_ij − δ_ij) / (Nτ)
+  gemm<T>(false, true, N, N, C, T(1.0 / tau), u.data(), C, v.data(), C, T(0), S.data(), N);
+  double L = 0;
+#pragma omp parallel for reduction(+ : L) if (N >= 256)
+  for (int i = 0; i < N; i++) {
+    T* row = S.data() + size_t(i) * N;
+    double mx = -1e300, z = 0;
+    for (int j = 0; j < N; j++) mx = std::max(mx, double(row[j]));
+    for (int j = 0; j < N; j++) z += std::exp(double(row[j]) - mx);
+    L += mx + std::log(z) - double(row[i]);
+    for (int j = 0; j < N; j++) row[j] = T((std::exp(double(row[j]) - mx) / z - (i == j)) / (double(N) * tau));
+  }
+  if (dhs) {
+    std::vector<T> g(size_t(N) * C);  // g_i = Σ_j S_ij v_j
+    gemm<T>(false, false, N, C, N, T(1), S.data(), N, v.data(), C, T(0), g.data(), C);
+    for (int i = 0; i < N; i++) {
+      double ug = 0;
+      for (int c = 0; c < C; c++) ug += double(u[size_t(i) * C + c]) * g[size_t(i) * C + c];
+      for (int c = 0; c < C; c++)
+        dhs[size_t(i) * C + c] += T((g[size_t(i) * C + c] - u[size_t(i) * C + c] * ug) / nu[size_t(i)]);
+    }
+  }
+  return L / N;
+}
+
 #define LMP_INSTANTIATE(T)                                                                               \
   template double cross_entropy<T>(T*, const T*, const int*, int, int, const float*);                                 \
   template double kd_loss<T>(LossKind, T*, const T*, const T*, const int*, int, int, double);           \
   template double teacher_confidence<T>(const T*, const int*, int, int);                                \
-  template double hidden_align_loss<T>(T*, T*, const T*, const T*, const T*, int, int, int);
+  template double hidden_align_loss<T>(T*, T*, const T*, const T*, const T*, int, int, int);         \
+  template double token_contrastive_loss<T>(T*, const T*, const T*, int, int, double);
 LMP_INSTANTIATE(float)
 LMP_INSTANTIATE(double)
 #undef LMP_INSTANTIATE

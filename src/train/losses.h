@@ -37,4 +37,14 @@ double teacher_confidence(const T* t_logits, const int* targets, int N, int V);
 template <class T>
 double hidden_align_loss(T* dhs, T* dP, const T* hs, const T* ht, const T* P, int N, int Cs, int Ct);
 
+// QuantGPT's token-level contrastive distillation (Tao et al. 2022, "Compression of Generative Pre-trained
+// Language Models via Quantization", ACL 2022), InfoNCE over the N tokens of a batch: with u_i = hs_i/‖hs_i‖,
+// v_j = ht_j/‖ht_j‖ and s_ij = u_i·v_j / τ, the teacher's state at the same position is the positive and the
+// teacher's states at the other N − 1 positions are the negatives (in-batch; no memory bank):
+//   L = 1/N Σ_i [ −s_ii + log Σ_j exp s_ij ]
+//   ∂L/∂u_i = 1/(Nτ) Σ_j (p_ij − δ_ij) v_j =: g_i,  p = softmax_j(s_i·);  ∂L/∂hs_i = (g_i − u_i (u_i·g_i)) / ‖hs_i‖
+// The teacher is fixed (no gradient to ht). dhs (N, C) is accumulated.
+template <class T>
+double token_contrastive_loss(T* dhs, const T* hs, const T* ht, int N, int C, double tau);
+
 }  // namespace lmp::train

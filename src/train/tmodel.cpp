@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "kernels/dense.h"
 #include "train/fakequant.h"
+#include "train/l4q.h"
 #include "train/layers.h"
 #include "train/lora.h"
 
@@ -110,6 +111,17 @@ void TrainModel<T>::build_linear(TLinear<T>& L, const Linear& src, const std::st
     }
     L.A = add_param(name + ".lora_A", {r, I}, to_t<T>(A), !s.freeze_all, false);
     L.B = add_param(name + ".lora_B", {O, r}, to_t<T>(B), !s.freeze_all, false);
+    if (s.l4q) {  // step sizes initialised on W (B = 0 at the start, so the merge is W)
+      check(L.W >= 0, "L4Q quantizes the merge of a float base: not with --qlora / --loftq");
+      L.l4q = true;
+      L.grid = s.grid;
+      const int64_t G = L.grid.ngroups(I);
+      std::vector<float> sc(size_t(O * G));
+      L.zero.resize(size_t(O * G));
+      init_group_params(Wf.data(), O, I, L.grid, s.asym_clip, sc.data(), L.zero.data());
+      L.scale = add_param(name + ".scales", {O, G}, to_t<T>(sc), !s.freeze_all, false);
+      params[size_t(L.scale)].positive = true;
+    }
   } else if (target && (s.mode == Mode::Qat || s.mode == Mode::Peqa)) {
     L.grid = s.grid;
     std::vector<float> sc;
@@ -178,9 +190,12 @@ void TrainModel<T>::clamp_positive() {
 template <class T>
 const T* TrainModel<T>::weight(const TLinear<T>& L, std::vector<T>& scratch) const {
   const size_t n = size_t(L.O) * L.I;
-  if (L.W >= 0 && !L.fq) return params[size_t(L.W)].w.data();
+  if (L.W >= 0 && !L.fq && !L.l4q) return params[size_t(L.W)].w.data();
   scratch.resize(n);
-  if (L.fq) {
+  if (L.l4q) {
+    std::vector<T> Wm = l4q_merged(L);
+    fakequant_forward(scratch.data(), Wm.data(), params[size_t(L.scale)].w.data(), L.zero.data(), L.O, L.I, L.grid);
+  } else if (L.fq) {
     fakequant_forward(scratch.data(), params[size_t(L.W)].w.data(), params[size_t(L.scale)].w.data(), L.zero.data(),
                       L.O, L.I, L.grid);
   } else if (L.peqa) {
@@ -197,10 +212,18 @@ const T* TrainModel<T>::weight(const TLinear<T>& L, std::vector<T>& scratch) con
 }
 
 template <class T>
+std::vector<T> TrainModel<T>::l4q_merged(const TLinear<T>& L) const {
+  std::vector<T> Wm(size_t(L.O) * L.I);
+  l4q_merge(Wm.data(), params[size_t(L.W)].w.data(), params[size_t(L.A)].w.data(), params[size_t(L.B)].w.data(), L.O,
+            L.I, L.rank, L.lora_scale);
+  return Wm;
+}
+
+template <class T>
 void TrainModel<T>::lin_forward(const TLinear<T>& L, T* out, const T* x, int N) {
   const T* W = weight(L, wscratch_);
   matmul_forward(out, x, W, L.bias >= 0 ? params[size_t(L.bias)].w.data() : nullptr, N, L.I, L.O);
-  if (L.A >= 0) {  // out += (α/r) · (x·Aᵀ) · Bᵀ
+  if (L.A >= 0 && !L.l4q) {  // out += (α/r) · (x·Aᵀ) · Bᵀ
     const int r = L.rank;
     std::vector<T> xa(size_t(N) * r);  // (N, r)
     gemm<T>(false, true, N, r, L.I, T(1), x, L.I, params[size_t(L.A)].w.data(), L.I, T(0), xa.data(), r);
@@ -215,7 +238,10 @@ void TrainModel<T>::lin_backward(const TLinear<T>& L, T* dx, const T* dout, cons
   const bool w_tr = L.W >= 0 && params[size_t(L.W)].trainable;
   const bool s_tr = L.scale >= 0 && params[size_t(L.scale)].trainable;
   T* dW = nullptr;
-  if (!L.fq && !L.peqa && w_tr) {
+  if (L.l4q) {
+    dwscratch_.assign(size_t(O) * I, T(0));  // dŴ, chained through fq to the merge, then to A, B (train/l4q.h)
+    dW = dwscratch_.data();
+  } else if (!L.fq && !L.peqa && w_tr) {
     dW = params[size_t(L.W)].g.data();
   } else if ((L.fq && (w_tr || s_tr)) || (L.peqa && s_tr)) {
     dwscratch_.assign(size_t(O) * I, T(0));  // dŴ, then chained to W (STE) and s (LSQ / PEQA)
@@ -228,7 +254,16 @@ void TrainModel<T>::lin_backward(const TLinear<T>& L, T* dx, const T* dout, cons
                        dW, params[size_t(L.W)].w.data(), params[size_t(L.scale)].w.data(), L.zero.data(), O, I, L.grid);
   if (L.peqa && dW)
     peqa_backward(params[size_t(L.scale)].g.data(), dW, L.codes.data(), L.zero.data(), O, I, L.grid);
-  if (L.A >= 0) {
+  if (L.l4q) {
+    Param<T>& A = params[size_t(L.A)];
+    Param<T>& B = params[size_t(L.B)];
+    std::vector<T> Wm = l4q_merged(L), dWm(size_t(O) * I, T(0));
+    fakequant_backward(dWm.data(), s_tr ? params[size_t(L.scale)].g.data() : nullptr, dW, Wm.data(),
+                       params[size_t(L.scale)].w.data(), L.zero.data(), O, I, L.grid);
+    l4q_adapter_backward(A.trainable ? A.g.data() : nullptr, B.trainable ? B.g.data() : nullptr, dWm.data(),
+                         A.w.data(), B.w.data(), O, I, L.rank, L.lora_scale);
+  }
+  if (L.A >= 0 && !L.l4q) {
     // xa = x·Aᵀ (N,r); dxa = s·dout·B (N,r); dB += s·doutᵀ·xa; dA += dxaᵀ·x; dx += dxa·A
     const int r = L.rank;
     const T s = T(L.lora_scale);
@@ -351,7 +386,7 @@ std::vector<float> TrainModel<T>::merged_weight(const TLinear<T>& L) const {
   std::vector<T> scratch;
   const T* W = weight(L, scratch);
   std::vector<float> Wm(W, W + size_t(L.O) * L.I);
-  if (L.A >= 0) {  // W + (α/r)·B·A
+  if (L.A >= 0 && !L.l4q) {  // W + (α/r)·B·A
     const auto& A = params[size_t(L.A)].w;
     const auto& B = params[size_t(L.B)].w;
     for (int o = 0; o < L.O; o++)
@@ -379,14 +414,14 @@ std::unique_ptr<Model> TrainModel<T>::to_model(const Model& src, const QuantGrid
     for (int k = 0; k < kLinearsPerBlock; k++) {
       const TLinear<T>& L = linear(l, k);
       Linear& out = b.lin[size_t(k)];
-      if (L.fq || L.peqa) {
+      if (L.fq || L.peqa || L.l4q) {
         const int64_t G = L.grid.ngroups(L.I);
         std::vector<float> s = to_f(params[size_t(L.scale)].w);
         std::vector<uint8_t> q = L.codes, z(size_t(L.O * G));
         for (size_t i = 0; i < z.size(); i++) z[i] = uint8_t(L.zero[i]);
-        if (L.fq) {
+        if (L.fq || L.l4q) {  // L4Q: codes of the merge W + (α/r)BA with the learned scales
           q.resize(size_t(L.O) * L.I);
-          std::vector<float> W = to_f(params[size_t(L.W)].w);
+          std::vector<float> W = to_f(L.l4q ? l4q_merged(L) : params[size_t(L.W)].w);
           codes_for(W.data(), L.O, L.I, L.grid, s.data(), L.zero.data(), q.data());
         }
         out.w = QIntMatrix::from_codes(L.O, L.I, L.grid, q.data(), s.data(), L.grid.sym ? nullptr : z.data());

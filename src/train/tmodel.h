@@ -6,6 +6,7 @@
 //   QLoRA      as LoRA with W a frozen 4-bit QIntMatrix dequantized on the fly, never updated
 //   fake-quant y = x·Ŵᵀ + b, Ŵ = fq(W; s, z)                  (W and the group scales s trainable, LSQ/STE)
 //   PEQA       y = x·Ŵᵀ + b, Ŵ = (q − z)·s                     (frozen integer codes, only s trainable)
+//   L4Q        y = x·Ŵᵀ + b, Ŵ = fq(W + (α/r)·B·A; s, z)       (W frozen; A, B, s trainable; train/l4q.h)
 // Activations of every block are kept for the backward pass, or, with recompute, only each block's input
 // (the residual stream) and the block is run again during backward (memory: one block of activations).
 #pragma once
@@ -31,6 +32,7 @@ struct TrainSetup {
   bool qlora = false;                // frozen base = 4-bit QIntMatrix of W (base_grid)
   QuantGrid base_grid{4, false, 64};
   int loftq_iters = 0;               // > 0: LoftQ initialisation of the quantized base and A, B
+  bool l4q = false;                  // L4Q: LoRA whose merge W + (α/r)BA is fake-quantized on grid (train/l4q.h)
   // QAT / PEQA
   QuantGrid grid{4, false, 32};
   bool asym_clip = false;            // BitDistiller-style asymmetric clipping init
@@ -60,6 +62,7 @@ struct TLinear {
   int W = -1, bias = -1;                 // param indices; W absent for QLoRA and PEQA
   std::unique_ptr<QIntMatrix> qbase;     // QLoRA frozen base
   bool fq = false, peqa = false;         // fake-quant (QAT) / PEQA
+  bool l4q = false;                      // L4Q: Ŵ = fq(W + (α/r)·B·A); W frozen, A, B, scale learn
   QuantGrid grid;
   int scale = -1;                        // param (O, G)
   std::vector<int> zero;                 // (O, G), fixed
@@ -111,6 +114,7 @@ class TrainModel {
   using Acts = BlockActs<T>;  // one block's saved activations
   void build_linear(TLinear<T>& L, const Linear& src, const std::string& name, bool base_trainable, bool target);
   const T* weight(const TLinear<T>& L, std::vector<T>& scratch) const;
+  std::vector<T> l4q_merged(const TLinear<T>& L) const;  // W + (α/r)·B·A
   void lin_forward(const TLinear<T>& L, T* out, const T* x, int N);
   void lin_backward(const TLinear<T>& L, T* dx, const T* dout, const T* x, int N);
   void block_forward(int l, const T* x, Acts& a, T* xout);

@@ -191,6 +191,20 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
           dhp[size_t(l) + 1] = dh[size_t(l) + 1].data();
         }
       }
+      if (o.contrastive_weight > 0) {  // QuantGPT: student vs teacher states after the last block
+        const int Ls = st.n_layers(), C = st.cfg.hidden;
+        check(teacher->cfg.hidden == C, "--contrastive needs teacher and student of equal hidden size ({} vs {})",
+              teacher->cfg.hidden, C);
+        if (dh.empty()) dh.assign(size_t(Ls) + 1, {}), dhp.assign(size_t(Ls) + 1, nullptr);
+        std::vector<float>& d = dh[size_t(Ls)];
+        d.resize(size_t(N) * C, 0.0f);
+        std::vector<float> dc(size_t(N) * C, 0.0f);
+        loss += o.contrastive_weight * token_contrastive_loss(dc.data(), st.hidden(Ls - 1),
+                                                              teacher->hidden(teacher->n_layers() - 1), N, C,
+                                                              o.contrastive_tau);
+        for (size_t i = 0; i < d.size(); i++) d[i] += float(o.contrastive_weight) * dc[i];
+        dhp[size_t(Ls)] = d.data();
+      }
     } else {
       loss = cross_entropy(dlogits.data(), st.logits().data(), tgt.data(), N, V, wt.empty() ? nullptr : wt.data());
     }
@@ -204,10 +218,12 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
     };
     if (!std::isfinite(loss)) diverged("the loss", loss);
     st.backward(dlogits.data(), dhp.empty() ? nullptr : &dhp);
+    if (o.after_backward) o.after_backward(step);
     const double gnorm = opt.clip_grad_norm(st.params);
     if (!std::isfinite(gnorm)) diverged("the gradient norm", gnorm);
     opt.step(st.params, lr_at(o.optim, step));
     st.clamp_positive();
+    if (o.after_step) o.after_step(step);
     if (res.losses.empty()) res.first_loss = loss;
     res.losses.push_back(loss);
     res.last_loss = loss;

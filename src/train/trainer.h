@@ -9,6 +9,7 @@
 // Liu et al. 2023), black-box KD data (weighted, src/distill/kd_data.h), and, per step with probability
 // `onpolicy`, sequences the student samples itself (GKD's on-policy data, Agarwal et al. 2024).
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct TrainOptions {
   double ce_weight = 0;       // distillation: + ce_weight · cross-entropy on the data
   double ted_weight = 0;      // TED hidden-state alignment weight (0 = off)
   double onpolicy = 0;        // GKD: probability a step trains on student samples
+  double contrastive_weight = 0, contrastive_tau = 0.1;  // QuantGPT token contrastive KD on the last hidden states
+  // Per-step hooks (LoRAPrune): after backward (gradients complete, before clipping) and after the update.
+  std::function<void(int step)> after_backward, after_step;
   int ckpt_every = 100;
   std::string ckpt;           // checkpoint path ("" = none)
   std::string resume;         // checkpoint to resume from

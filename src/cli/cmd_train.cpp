@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "distill/cot2_common.h"
 #include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
 #include "train/trainer.h"
@@ -234,6 +235,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
               {"checkpoint", o.ckpt}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
+  if (!kd_recipe.empty()) res.update(distill::recipe_task_metrics(kd_recipe, *m, held_out, "_after"));
   return {std::move(m), res};
 }
 

@@ -220,7 +220,10 @@ TEST(Tdig, NegativeSamplesKeepExactlyTheStepsBeforeTheFirstError) {
             " Lily had 3 apples. She got 2 more. 3 + 2 = 5.");  // only the answer sentence is wrong
   EXPECT_EQ(tdig_correct_prefix(" Lily had 3 apples. 3 - 2 = 1. The answer is 1.", p),
             " Lily had 3 apples.");  // right arithmetic, wrong final result
+  EXPECT_EQ(tdig_correct_prefix(" Lily had 3 apples. She was happy. 3 + 2 = 5. The answer is 6.", p),
+            " Lily had 3 apples.");  // off-task sentence (no quantity)
   EXPECT_FALSE(tdig_example(it, " 3 - 2 = 1. The answer is 1.", 0.3f).has_value());
+  EXPECT_FALSE(tdig_example(it, " Once upon a time there was a cat. The answer is 2.", 0.3f).has_value());
   const auto pos = tdig_example(it, reference_solution(p), 0.3f);
   ASSERT_TRUE(pos.has_value());
   ASSERT_EQ(pos->targets.size(), 1u);

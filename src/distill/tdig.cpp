@@ -38,7 +38,9 @@ bool step_wrong(const std::string& sent, bool last_equation, const WordProblem& 
     if (!v || *v != eq->rhs || (last_equation && eq->rhs != p.answer)) return true;
     rhs_at = sent.find_first_of("0123456789", sent.find('='));
   }
-  for (const auto& [at, v] : numbers(sent))
+  const auto nums = numbers(sent);
+  if (nums.empty()) return true;  // every step of this task's reasoning states a quantity: off-task text
+  for (const auto& [at, v] : nums)
     if (at != rhs_at && !given.count(v)) return true;
   return false;
 }

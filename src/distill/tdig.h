@@ -8,7 +8,8 @@
 // first wrong step become a target segment with its own, smaller weight `neg_weight` (no EOS is learned after
 // it), while right samples are full-weight targets. A step (sentence) is wrong when its equation does not execute
 // to its stated result, when it is the solution's last equation and its result is not the gold answer, or when it
-// uses a number that is not in the question (other than its equation's result). Error localisation is by this
+// uses a number that is not in the question (other than its equation's result), or states no number at all
+// (every reasoning step of this task states a quantity; a sentence without one is off-task). Error localisation is by this
 // checker, not by the teacher. Several samples per problem: the greedy one plus samples-1 at temperature.
 // Settings: samples (4), temperature (0.8), neg_weight (0.3).
 #pragma once

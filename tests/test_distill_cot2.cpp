@@ -303,6 +303,17 @@ TEST(KdCot2Cli, RecipesRunFromTheCli) {
   EXPECT_EQ(j["kd"]["stats"]["teacher_calls"], 6);
   const KdSet s = load_kd_set(dir + "/d.jsonl");
   EXPECT_EQ(long(s.examples.size()), j["kd"]["examples"].get<long>());
+  // the same recipe as a stage of `lmpress compress`, with a setting
+  const std::string recipe = dir + "/r.json";
+  const nlohmann::json r = {{"stages", {{{"modifier", "train"}, {"mode", "distill"}, {"teacher", m},
+                                         {"kd-recipe", "selective_reflection"}, {"kd-set", "select=rifd"},
+                                         {"prompts", prompts}, {"max-new-tokens", 16}, {"steps", 2}, {"batch", 2},
+                                         {"seqlen", 16}, {"quiet", true}}}}};
+  const std::string rs = r.dump();
+  write_file_atomic(recipe, rs.data(), rs.size());
+  rc = test::run_lmpress(fmt::format("compress --model {} --recipe {} -o {}/c", m, recipe, dir), nullptr, &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(load_model(dir + "/c")->recipe["stages"][0]["kd-recipe"], "selective_reflection");
   rc = test::run_lmpress(fmt::format("train distill --teacher {} --student {} --drop-layers 4 --kd-recipe pad --task "
                                      "arith --task-n 3 --steps 1 --batch 1 --seqlen 8 -o {}/s2", m, m, dir),
                          nullptr, &err);

@@ -21,6 +21,7 @@
 #include "distill/socratic.h"
 #include "distill/tdig.h"
 #include "testutil.h"
+#include "train/tmodel.h"
 
 using namespace lmp;
 using namespace lmp::distill;
@@ -303,6 +304,17 @@ TEST(KdCot2Cli, RecipesRunFromTheCli) {
   EXPECT_EQ(j["kd"]["stats"]["teacher_calls"], 6);
   const KdSet s = load_kd_set(dir + "/d.jsonl");
   EXPECT_EQ(long(s.examples.size()), j["kd"]["examples"].get<long>());
+  // the student that selected is the depth-pruned one (--drop-layers 4), not the full source model
+  ASSERT_FALSE(s.examples.empty());
+  auto full = load_model(m);
+  train::TrainSetup setup;
+  setup.drop_layers = {4};
+  auto pruned = train::TrainModel<float>(*full, setup).to_model(*full);
+  ASSERT_EQ(pruned->cfg.n_layers, 4);
+  const KdExample& e0 = s.examples[0];
+  const double kept = e0.meta["ifd"][e0.meta["chosen"] == "reflected" ? 1 : 0].get<double>();
+  EXPECT_NEAR(kept, ifd_score(*pruned, e0.prompt, e0.targets[0].text), 1e-9);
+  EXPECT_GT(std::abs(kept - ifd_score(*full, e0.prompt, e0.targets[0].text)), 1e-6);
   // the same recipe as a stage of `lmpress compress`, with a setting
   const std::string recipe = dir + "/r.json";
   const nlohmann::json r = {{"stages", {{{"modifier", "train"}, {"mode", "distill"}, {"teacher", m},

@@ -12,20 +12,23 @@ LMP=${LMP:-build/lmpress}
 T=${1:?teacher dir (bench/kd-teacher.sh output)}
 OUT=${2:-out/kd-cot2}
 shift $(( $# >= 2 ? 2 : 1 ))
-ROWS=${*:-"responses pad socratic socratic_unified lmtwa dra tdig selective_reflection"}
+ROWS=${*:-"reference responses pad socratic socratic_unified lmtwa dra tdig tdig_pos_only selective_reflection"}
 STEPS=${STEPS:-120}
 EVAL=${EVAL:-../shared/data/tinystories/eval.txt}
 mkdir -p "$OUT"
+"$LMP" task-data --task arith --what jsonl --n 300 --seed 0 -o "$OUT/reference.jsonl"
 common=(train distill --teacher "$T" --student models/stories260K --drop-layers 3,4 --task arith --task-n 300
         --max-new-tokens 64 --batch 8 --seqlen 128 --lr 2e-3 --seed 0 --task-eval 200 --eval "$EVAL"
         --eval-windows 100 --quiet --json)
 for r in $ROWS; do
   case $r in
+    reference) args=(--kd-data "$OUT/reference.jsonl" --steps "$STEPS") ;;
+    tdig_pos_only) args=(--kd-recipe tdig --kd-set neg_weight=0 --steps "$STEPS") ;;
     socratic_unified) args=(--kd-recipe socratic --kd-set mode=unified --steps "$STEPS") ;;
     dra) args=(--kd-recipe dra --kd-set rounds=1 --steps $((STEPS / 2))) ;;
     *) args=(--kd-recipe "$r" --steps "$STEPS") ;;
   esac
-  /usr/bin/time -f "%e" -o "$OUT/$r.time" "$LMP" "${common[@]}" "${args[@]}" --kd-out "$OUT/$r.jsonl" \
-    -o "$OUT/$r.model" > "$OUT/$r.json"
+  [ "$r" = reference ] || args+=(--kd-out "$OUT/$r.jsonl")
+  /usr/bin/time -f "%e" -o "$OUT/$r.time" "$LMP" "${common[@]}" "${args[@]}" -o "$OUT/$r.model" > "$OUT/$r.json"
   echo "$r: $(tr -d '\n' < "$OUT/$r.json" | head -c 600) seconds $(cat "$OUT/$r.time")"
 done

@@ -225,6 +225,8 @@ TEST(Tdig, NegativeSamplesKeepExactlyTheStepsBeforeTheFirstError) {
             " Lily had 3 apples.");  // off-task sentence (no quantity)
   EXPECT_FALSE(tdig_example(it, " 3 - 2 = 1. The answer is 1.", 0.3f).has_value());
   EXPECT_FALSE(tdig_example(it, " Once upon a time there was a cat. The answer is 2.", 0.3f).has_value());
+  EXPECT_FALSE(tdig_example(it, " Lily had 3 apples. She got 2 more. 3 + 2 = 6. The answer is 6.", 0.0f).has_value());
+  EXPECT_TRUE(tdig_example(it, reference_solution(p), 0.0f).has_value());
   const auto pos = tdig_example(it, reference_solution(p), 0.3f);
   ASSERT_TRUE(pos.has_value());
   ASSERT_EQ(pos->targets.size(), 1u);

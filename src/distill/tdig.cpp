@@ -65,6 +65,7 @@ std::string tdig_correct_prefix(const std::string& solution, const WordProblem& 
 std::optional<KdExample> tdig_example(const KdItem& it, const std::string& solution, float neg_weight) {
   if (solution_right(solution, *it.problem))
     return KdExample{it.prompt, {{solution, 1.0f, "positive"}}, {{"negative", false}}};
+  if (neg_weight <= 0) return std::nullopt;  // neg_weight=0: the positives-only control
   const std::string prefix = tdig_correct_prefix(solution, *it.problem);
   if (prefix.find_first_not_of(' ') == std::string::npos) return std::nullopt;
   return KdExample{it.prompt, {{prefix, neg_weight, "negative_prefix"}, {"", 0.0f, "stop"}},

@@ -11,7 +11,8 @@
 // uses a number that is not in the question (other than its equation's result), or states no number at all
 // (every reasoning step of this task states a quantity; a sentence without one is off-task). Error localisation is by this
 // checker, not by the teacher. Several samples per problem: the greedy one plus samples-1 at temperature.
-// Settings: samples (4), temperature (0.8), neg_weight (0.3).
+// Settings: samples (4), temperature (0.8), neg_weight (0.3; 0 drops the negatives: the usual positives-only
+// filtered distillation from the same samples, the control that isolates what the negative data adds).
 #pragma once
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ namespace lmp::distill {
 std::string tdig_correct_prefix(const std::string& solution, const WordProblem& p);
 // The example for one teacher sample: a positive (right answer, weight 1) or a negative prefix (weight
 // neg_weight, followed by an empty weight-0 segment so EOS is not learned); nullopt for a negative with no correct
-// step.
+// step or when neg_weight is 0.
 std::optional<KdExample> tdig_example(const KdItem& it, const std::string& solution, float neg_weight);
 
 KdResult tdig_recipe(const KdContext& ctx);

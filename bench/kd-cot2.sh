@@ -5,7 +5,7 @@
 # the same total), then task accuracy on 200 held-out problems (plus PaD's executed-program accuracy and Socratic
 # CoT's generator → answerer pipeline accuracy) and ppl on tinystories eval (100 windows). Same protocol as
 # bench/kd-cot1.sh, so its `responses` row is the shared baseline.
-#   bench/kd-cot2.sh TEACHER_DIR [OUTDIR] [ROW...]    (rows default to all; STEPS=120 by default)
+#   bench/kd-cot2.sh TEACHER_DIR [OUTDIR] [ROW...]    (rows default to all; STEPS=120, SEED=0 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LMP=${LMP:-build/lmpress}
@@ -14,11 +14,12 @@ OUT=${2:-out/kd-cot2}
 shift $(( $# >= 2 ? 2 : 1 ))
 ROWS=${*:-"reference responses pad socratic socratic_unified lmtwa dra tdig tdig_pos_only selective_reflection"}
 STEPS=${STEPS:-120}
+SEED=${SEED:-0}
 EVAL=${EVAL:-../shared/data/tinystories/eval.txt}
 mkdir -p "$OUT"
-"$LMP" task-data --task arith --what jsonl --n 300 --seed 0 -o "$OUT/reference.jsonl"
+"$LMP" task-data --task arith --what jsonl --n 300 --seed "$SEED" -o "$OUT/reference.jsonl"
 common=(train distill --teacher "$T" --student models/stories260K --drop-layers 3,4 --task arith --task-n 300
-        --max-new-tokens 64 --batch 8 --seqlen 128 --lr 2e-3 --seed 0 --task-eval 200 --eval "$EVAL"
+        --max-new-tokens 64 --batch 8 --seqlen 128 --lr 2e-3 --seed "$SEED" --task-eval 200 --eval "$EVAL"
         --eval-windows 100 --quiet --json)
 for r in $ROWS; do
   case $r in

@@ -25,6 +25,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "distill/cot2_common.h"
 #include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
 #include "prune/loraprune.h"
@@ -188,18 +189,24 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   const std::vector<distill::WordProblem> held_out =
       task_eval > 0 ? distill::word_problems(task_eval, s.seed + 1000003) : std::vector<distill::WordProblem>{};
   distill::KdResult kd_res;
+  std::unique_ptr<Model> kd_student;
   if (!kd_recipe.empty()) {
     distill::KdContext ctx;
     ctx.teacher = tmodel.get();
-    ctx.student = src;
+    // The recipes see (score, exam) and fine-tune the student as it will be trained: depth-pruned once here, so
+    // the fine-tunes between rounds do not drop --drop-layers again from an already pruned model.
+    TrainSetup once = s;
+    once.drop_layers.clear();
+    if (!s.drop_layers.empty()) kd_student = TrainModel<float>(*src, s).to_model(*src);
+    ctx.student = kd_student ? kd_student.get() : src;
     if (!prompts.empty()) ctx.prompts = distill::read_lines(prompts);
     if (!task.empty()) ctx.problems = distill::word_problems(task_n, s.seed);
     ctx.opt = kd_opt;
     ctx.seed = s.seed;
     ctx.max_new = max_new;
     ctx.quiet = o.quiet;
-    ctx.finetune = [&](const Model& student, const distill::KdSet& set) {
-      TrainModel<float> t(student, s);
+    ctx.finetune = [&, once](const Model& student, const distill::KdSet& set) {
+      TrainModel<float> t(student, &student == src ? s : once);
       TrainOptions oq = o;
       oq.ckpt.clear();
       oq.resume.clear();
@@ -279,6 +286,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
               {"checkpoint", o.ckpt}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
+  if (!kd_recipe.empty()) res.update(distill::recipe_task_metrics(kd_recipe, *m, held_out, "_after"));
   return {std::move(m), res};
 }
 

@@ -4,6 +4,12 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "distill/dra.h"
+#include "distill/lmtwa.h"
+#include "distill/pad.h"
+#include "distill/selective_reflection.h"
+#include "distill/socratic.h"
+#include "distill/tdig.h"
 
 namespace lmp::distill {
 
@@ -107,6 +113,16 @@ static KdResult responses_recipe(const KdContext& ctx) {
 const std::vector<KdRecipeInfo>& kd_recipe_table() {
   static const std::vector<KdRecipeInfo> t = {
       {"responses", "instruction", "plain black-box KD: the teacher's greedy response to every prompt", responses_recipe},
+      {"pad", "cot", "PaD: teacher programs executed, failing/wrong ones dropped; student writes the program", pad_recipe},
+      {"socratic", "cot", "Socratic CoT: sub-question generator + answerer roles from decomposed solutions",
+       socratic_recipe},
+      {"lmtwa", "cot", "LMTWA: explain only the budget fraction where the student's answer likelihood gains most",
+       lmtwa_recipe},
+      {"dra", "cot", "DRA: rounds of student exam -> teacher rationales for its mistakes (+ reflection) -> finetune",
+       dra_recipe},
+      {"tdig", "cot", "TDIG: right teacher samples + correct prefixes of wrong ones at a smaller weight", tdig_recipe},
+      {"selective_reflection", "cot", "Selective Reflection-Tuning: teacher rewrites, the student keeps by IFD",
+       selective_reflection_recipe},
   };
   return t;
 }

@@ -253,13 +253,13 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   nlohmann::json res = {{"mode", mode}, {"loss", loss_name(o.loss)}, {"steps", o.steps}, {"batch", o.batch},
                         {"seqlen", o.seqlen}, {"lr", o.optim.lr}, {"trainable_params", st.n_trainable()}};
   std::vector<int> eval_ids;
+  std::unique_ptr<Model> before = !eval.empty() || !held_out.empty() ? st.to_model(*src) : nullptr;  // the student
   if (!eval.empty()) {
     eval_ids = tokenize_file(src->tokenizer(), eval, eval_fmt);
-    auto before = st.to_model(*src);
     res["ppl_before"] = perplexity(*before, eval_ids, po).ppl;
     if (!o.quiet) std::fprintf(stderr, "train: ppl before %.4f\n", res["ppl_before"].get<double>());
   }
-  if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*src, held_out);
+  if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*before, held_out);
   if (tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
   if (!kd_recipe.empty()) res["kd"] = {{"recipe", kd_recipe}, {"examples", kd_res.data.examples.size()},
                                        {"stats", kd_res.data.stats}};

@@ -7,6 +7,12 @@
 //   distill  a student (the same model depth-pruned by --drop-layers, quantized by --bits, or --student DIR)
 //            learns from --teacher with fkl|rkl|jsd|cakld (+ --ted W hidden alignment, --onpolicy P for GKD),
 //            or black-box from teacher responses to --prompts FILE with cross-entropy
+//   full     full fine-tuning with cross-entropy
+//   pretrain a fresh model (--config-from DIR: its tokenizer/architecture, --hidden/--layers/... overriding,
+//            --init normal|scaled|small) or one grown from a smaller trained model (--grow-from DIR --grow
+//            depth:Kx|width:H), trained from there (train/init_grow.h)
+// Any mode: --precision bf16|f16 trains with 16-bit compute, f32 master weights and dynamic loss scaling
+// (--loss-scale S, --loss-scale-window K, --loss-scale-static; train/mixed_precision.h).
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
 #include <cstdio>
@@ -17,6 +23,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/perplexity.h"
+#include "train/init_grow.h"
 #include "train/trainer.h"
 
 namespace lmp {
@@ -40,9 +47,10 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
 int cmd_train(int argc, char** argv) {
   check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
   const std::string mode = argv[2];
-  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill",
-        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill)", mode);
-  Args a(argc, argv, 3, {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"});
+  check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill" || mode == "full" ||
+            mode == "pretrain",
+        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill, full, pretrain)", mode);
+  Args a(argc, argv, 3, {"json", "sym", "qlora", "asym-clip", "recompute", "quiet", "loss-scale-static"});
   const std::string out = a.required("output");
   const bool json = a.flag("json");
   // models
@@ -52,6 +60,19 @@ int cmd_train(int argc, char** argv) {
     if (teacher_dir.empty()) teacher_dir = model_dir;
   } else {
     student_dir = model_dir;
+  }
+  // pretrain: where the fresh / grown model comes from (init_grow.h)
+  FreshSpec fresh;
+  std::string grow_spec;
+  if (mode == "pretrain") {
+    const std::string grow_from = a.str("grow-from", "");
+    student_dir = grow_from.empty() ? a.str("config-from", model_dir) : grow_from;
+    check(!student_dir.empty(), "train pretrain: missing option --config-from DIR (tokenizer and architecture) or "
+          "--grow-from DIR");
+    if (!grow_from.empty()) grow_spec = a.required("grow");
+    fresh = {int(a.integer("hidden", 0)), int(a.integer("layers", 0)), int(a.integer("heads", 0)),
+             int(a.integer("kv-heads", 0)), int(a.integer("ffn", 0)), int(a.integer("head-dim", 0)),
+             parse_init(a.str("init", "scaled")), 0};
   }
   check(!student_dir.empty(), "missing option --model");
   // setup
@@ -70,6 +91,8 @@ int cmd_train(int argc, char** argv) {
   s.asym_clip = a.flag("asym-clip");
   s.recompute = a.flag("recompute");
   s.seed = uint64_t(a.integer("seed", 0));
+  fresh.seed = s.seed;
+  s.precision = parse_precision(a.str("precision", "f32"));
   if (auto d = a.opt("drop-layers")) s.drop_layers = parse_int_list(*d, "drop-layers");
   if (mode == "distill" && bits > 0) s.mode = Mode::Qat;  // quantized student
   if (s.mode == Mode::Lora) {
@@ -106,6 +129,10 @@ int cmd_train(int argc, char** argv) {
   o.log_every = int(a.integer("log-every", 10));
   o.quiet = a.flag("quiet");
   const float scale_lr = float(a.real("scale-lr-mult", 0.1));
+  if (a.opt("loss-scale")) o.scaler.init = a.real("loss-scale", 0);
+  o.loss_scaling = s.precision != Precision::F32 || a.opt("loss-scale").has_value();
+  o.scaler.window = int(a.integer("loss-scale-window", 200));
+  o.scaler.dynamic = !a.flag("loss-scale-static");
   // data
   const std::string data = a.str("data", ""), prompts = a.str("prompts", "");
   const TextFormat fmt_ = parse_text_format(a.str("format", "docs"));
@@ -121,7 +148,13 @@ int cmd_train(int argc, char** argv) {
   check(dist::size() == 1, "train: not data-parallel; run it without mpirun (compress/quantize/prune/factorize and eval ppl are)");
   check(!data.empty() || data_free > 0 || !prompts.empty(), "missing option --data (or --data-free N / --prompts FILE)");
 
-  auto src = load_model(student_dir);
+  std::unique_ptr<Model> src;
+  if (mode != "pretrain") {
+    src = load_model(student_dir);
+  } else {
+    auto base = load_model(student_dir);
+    src = grow_spec.empty() ? fresh_model(*base, fresh) : grow(*base, grow_spec, s.seed);
+  }
   std::unique_ptr<Model> tmodel;
   const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !prompts.empty() || mode == "distill";
   if (kd) {
@@ -172,11 +205,15 @@ int cmd_train(int argc, char** argv) {
                           {"lr", o.optim.lr}, {"seed", s.seed}};
   if (s.mode == Mode::Qat || s.mode == Mode::Peqa) stage["bits"] = s.grid.bits, stage["group"] = s.grid.group;
   if (s.mode == Mode::Lora) stage["rank"] = s.rank;
+  if (mode == "pretrain") stage[grow_spec.empty() ? "init" : "grow"] = grow_spec.empty() ? init_name(fresh.init) : grow_spec;
+  if (s.precision != Precision::F32) stage["precision"] = precision_name(s.precision);
   m->recipe = {{"base", src->recipe}, {"train", stage}};
   save_model(*m, out);
   res.update({{"first_loss", r.first_loss}, {"last_loss", r.last_loss}, {"seconds", r.seconds},
               {"tokens_per_s", r.tokens_per_s}, {"bits_per_weight", m->linear_bits_per_weight()}, {"out", out},
-              {"checkpoint", o.ckpt}});
+              {"checkpoint", o.ckpt}, {"optim", o.optim.kind}, {"optimizer_state_bytes", r.optimizer_state_bytes},
+              {"precision", precision_name(s.precision)}, {"params", m->n_params()}});
+  if (o.loss_scaling) res.update({{"loss_scale", r.loss_scale}, {"skipped_steps", r.skipped_steps}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (json) {
     print_json(res);

@@ -53,7 +53,7 @@ const Command kCommands[] = {
      lmp::cmd_export},
     {"search", "search --model DIR --budget 3.5bpw [--method rtn|gptq] [--candidates 2,3,4,8] [--groups 32,128] --calib FILE "
                "[--nsamples 4 --seqlen 256] [--eval FILE --max-windows N] -o OUT   budgeted per-Linear bits/group", lmp::cmd_search},
-    {"train", "train lora|qlora|peqa|qat|distill --model DIR [--teacher T] --data FILE --format docs|text --steps N [--lr] "
+    {"train", "train lora|qlora|peqa|qat|distill|full|pretrain --model DIR [--teacher T] --data FILE --format docs|text --steps N [--lr] "
               "[--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--resume CKPT] -o OUT", lmp::cmd_train},
 };
 

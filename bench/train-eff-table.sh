@@ -21,8 +21,8 @@ for p in f32 bf16 f16; do run mp_$p full --model $M --steps 100 --lr 3e-4 --prec
 run opt_adamw full --model $M --steps 150 --optim adamw --lr 5e-4 --wd 0.01
 run opt_lion full --model $M --steps 150 --optim lion --lr 1e-4 --wd 0.1
 # (3) from scratch: target hidden 64, 4 layers, 8 heads (4 KV), head 8, FFN 172 (stories260K-like), 300 steps
-TGT="--config-from $M --hidden 64 --layers 4 --heads 8 --kv-heads 4 --ffn 172 --lr 3e-3"
-for i in scaled normal small; do run init_$i pretrain $TGT --init $i --steps 300; done
+TGT="--config-from $M --hidden 64 --layers 4 --heads 8 --kv-heads 4 --ffn 172"
+for i in scaled normal small; do run init_$i pretrain $TGT --lr 3e-3 --init $i --steps 300; done
 # depth: 2 layers for 150 steps (0.577× the target's matmul work per token) → stack ×2 → 213 steps
 run depth_small pretrain --config-from $M --hidden 64 --layers 2 --heads 8 --kv-heads 4 --ffn 172 --lr 3e-3 --steps 150
 run depth_grown pretrain --grow-from "$OUT/depth_small" --grow depth:2x --lr 3e-3 --steps 213
@@ -30,8 +30,11 @@ run depth_grown pretrain --grow-from "$OUT/depth_small" --grow depth:2x --lr 3e-
 run width_small pretrain --config-from $M --hidden 32 --layers 4 --heads 8 --kv-heads 4 --head-dim 8 --ffn 86 \
   --lr 3e-3 --steps 150
 run width_grown pretrain --grow-from "$OUT/width_small" --grow width:64 --lr 3e-3 --steps 248
-echo "| run | optim | precision | steps | first loss | last loss | ppl before | ppl after | optimizer state bytes | tok/s | s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+# (4) Lion vs AdamW from scratch too (the target above, scaled init, 300 steps; Lion 10x smaller lr, 10x larger wd)
+run scratch_adamw pretrain $TGT --init scaled --steps 300 --optim adamw --lr 3e-3 --wd 0.01
+run scratch_lion pretrain $TGT --init scaled --steps 300 --optim lion --lr 3e-4 --wd 0.1
+echo "| run | optim | precision | params | steps | first loss | last loss | ppl before | ppl after | optimizer state bytes | skipped | tok/s | s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for f in "$OUT"/*.json; do
-  jq -r --arg n "$(basename "$f" .json)" '"| \($n) | \(.optim) | \(.precision) | \(.steps) | \(.first_loss*10000|round/10000) | \(.last_loss*10000|round/10000) | \(.ppl_before*10000|round/10000) | \(.ppl_after*10000|round/10000) | \(.optimizer_state_bytes) | \(.tokens_per_s|round) | \(.seconds|round) |"' "$f"
+  jq -r --arg n "$(basename "$f" .json)" '"| \($n) | \(.optim) | \(.precision) | \(.params) | \(.steps) | \(.first_loss*10000|round/10000) | \(.last_loss*10000|round/10000) | \(.ppl_before*10000|round/10000) | \(.ppl_after*10000|round/10000) | \(.optimizer_state_bytes) | \(.skipped_steps // "-") | \(.tokens_per_s|round) | \(.seconds|round) |"' "$f"
 done

@@ -12,8 +12,6 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/mmap_file.h"
-#include "model/forward.h"
-#include "model/kv_cache.h"
 #include "model/model.h"
 #include "testutil.h"
 #include "train/init_grow.h"
@@ -43,14 +41,6 @@ TokenStream pattern_stream(int n, int V) {
   TokenStream s;
   for (int i = 0; i < n; i++) s.ids.push_back(g() % 10 == 0 ? int(g() % uint32_t(V)) : (i % 7) * 3 % V);
   return s;
-}
-
-std::vector<float> logits_of(const Model& m, const std::vector<int>& ids) {
-  Forward fw(m);
-  KVCache cache(m.cfg, int(ids.size()));
-  std::vector<float> out(ids.size() * size_t(m.cfg.vocab));
-  fw.tokens(ids.data(), int(ids.size()), cache, out.data());
-  return out;
 }
 
 // Gradients of (scale · CE) on one batch, unscaled by the LossScaler, as one flat vector.
@@ -247,7 +237,7 @@ TEST(InitGrow, WidthGrowthIsFunctionPreserving) {
       auto big = grow_width(*small, H, 3);
       EXPECT_EQ(big->cfg.hidden, H);
       EXPECT_EQ(big->cfg.intermediate, small->cfg.intermediate * H / 16);
-      const auto a = logits_of(*small, ids), b = logits_of(*big, ids);
+      const auto a = test::prefill_logits(*small, ids), b = test::prefill_logits(*big, ids);
       EXPECT_LE(test::max_rel_diff(b.data(), a.data(), a.size()), 1e-5) << "tied " << tied << " H " << H;
       // replicas are not identical (the random split breaks symmetry): columns j and 16 + j of q_proj differ
       std::vector<float> q = big->blocks[0].at(LinearKind::Q).w->dense();
@@ -256,7 +246,7 @@ TEST(InitGrow, WidthGrowthIsFunctionPreserving) {
       std::string dir = test::temp_dir("grow_w_saved");
       save_model(*big, dir);
       auto re = load_model(dir);
-      const auto c = logits_of(*re, ids);
+      const auto c = test::prefill_logits(*re, ids);
       EXPECT_LE(test::max_rel_diff(c.data(), a.data(), a.size()), 1e-5);
     }
   auto small = tiny("grow_w_bad", true);

@@ -10,6 +10,10 @@
 
 #include "model/config.h"
 
+namespace lmp {
+struct Model;
+}
+
 namespace lmp::test {
 
 // ../shared beside the repository (read-only real models and data).
@@ -48,5 +52,8 @@ ModelConfig write_tiny_model(const std::string& dir, const TinySpec& s);
 int run_lmpress(const std::string& args, std::string* out = nullptr, std::string* err = nullptr);
 
 std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f);
+
+// The inference engine's logits (ids.size(), vocab) for one prefill of ids.
+std::vector<float> prefill_logits(const Model& m, const std::vector<int>& ids);
 
 }  // namespace lmp::test

@@ -45,7 +45,7 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
 }
 
 int cmd_train(int argc, char** argv) {
-  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill --model DIR --data FILE ... -o OUT");
+  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill|full|pretrain --model DIR --data FILE ... -o OUT");
   const std::string mode = argv[2];
   check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill" || mode == "full" ||
             mode == "pretrain",

@@ -7,7 +7,8 @@
 // LM head) computes from 16-bit-rounded copies of its weight and its input, its output is rounded to 16 bits,
 // and in backward the incoming gradient d out is rounded too — exactly what a bf16 GEMM with f32 accumulation
 // reads and writes. Gradients accumulate in f32 into the master weights' gradient buffers; norms, softmax,
-// attention and the loss stay f32 (as in AMP, which keeps reductions in f32). The emulation costs extra time
+// attention and the loss stay f32 (as in AMP, which keeps reductions in f32); LoRA adapters' rank-r products
+// read the rounded input but their own A, B in f32. The emulation costs extra time
 // (rounded copies); it is a numerical model of mixed precision, not a speed-up.
 //
 // Memory in a real deployment (per parameter P, activations A saved for backward): f32 training holds weights 4P +

@@ -38,6 +38,7 @@ if [ "${GROWTH_ONLY:-0}" = 0 ]; then
 # (4) Lion vs AdamW from scratch too (the target above, scaled init, 300 steps; Lion 10x smaller lr, 10x larger wd)
 run scratch_adamw pretrain $TGT --init scaled --steps 300 --optim adamw --lr 3e-3 --wd 0.01
 run scratch_lion pretrain $TGT --init scaled --steps 300 --optim lion --lr 3e-4 --wd 0.1
+run scratch_lion3 pretrain $TGT --init scaled --steps 300 --optim lion --lr 1e-3 --wd 0.1
 fi
 echo "| run | optim | precision | params | steps | first loss | last loss | ppl before | ppl after | optimizer state bytes | skipped | tok/s | s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"

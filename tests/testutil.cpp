@@ -9,6 +9,9 @@
 #include "core/half.h"
 #include "core/mmap_file.h"
 #include "io/safetensors.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
 
 namespace lmp::test {
 
@@ -151,6 +154,14 @@ int run_lmpress(const std::string& args, std::string* out, std::string* err) {
   if (err) *err = read_file(dir + "/e");
   fs::remove_all(dir);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::vector<float> prefill_logits(const Model& m, const std::vector<int>& ids) {
+  Forward fw(m);
+  KVCache cache(m.cfg, int(ids.size()));
+  std::vector<float> out(ids.size() * size_t(m.cfg.vocab));
+  fw.tokens(ids.data(), int(ids.size()), cache, out.data());
+  return out;
 }
 
 }  // namespace lmp::test

@@ -10,6 +10,10 @@
 
 #include "model/config.h"
 
+namespace lmp {
+struct Model;
+}
+
 namespace lmp::test {
 
 // ../shared beside the repository (read-only real models and data).
@@ -50,5 +54,8 @@ int run_lmpress(const std::string& args, std::string* out = nullptr, std::string
 std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f);
 // n sequences of L token ids uniform in [0, vocab) (calibration / held-out Samples for tiny models).
 std::vector<std::vector<int>> random_tokens(int n, int L, int vocab, uint32_t seed);
+
+// The inference engine's logits (ids.size(), vocab) for one prefill of ids.
+std::vector<float> prefill_logits(const Model& m, const std::vector<int>& ids);
 
 }  // namespace lmp::test

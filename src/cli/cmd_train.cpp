@@ -16,6 +16,12 @@
 //            --init truncate-first|
 //            truncate-alternate|random --student-layers K: TF-LLMD's layer-truncated (or random) student
 // qat|distill --contrastive W [--tau T]: + QuantGPT's token-level contrastive distillation on the last hidden states
+//   full     full fine-tuning with cross-entropy
+//   pretrain a fresh model (--config-from DIR: its tokenizer/architecture, --hidden/--layers/... overriding,
+//            --init normal|scaled|small) or one grown from a smaller trained model (--grow-from DIR --grow
+//            depth:Kx|width:H), trained from there (train/init_grow.h)
+// Any mode: --precision bf16|f16 trains with 16-bit compute, f32 master weights and dynamic loss scaling
+// (--loss-scale S, --loss-scale-window K, --loss-scale-static; train/mixed_precision.h).
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
 #include <cstdio>
@@ -30,6 +36,7 @@
 #include "eval/perplexity.h"
 #include "prune/loraprune.h"
 #include "train/tfllmd.h"
+#include "train/init_grow.h"
 #include "train/trainer.h"
 
 namespace lmp {
@@ -50,7 +57,7 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
   return v;
 }
 
-static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"};
+static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet", "loss-scale-static"};
 
 namespace {
 struct TrainRun {
@@ -63,8 +70,8 @@ struct TrainRun {
 // from --model/--student. out names the output (checkpoints go beside it; "" = no checkpoint by default).
 static TrainRun train_run(const std::string& mode, const Args& a, const Model* given, const std::string& out) {
   check(mode == "lora" || mode == "qlora" || mode == "peqa" || mode == "qat" || mode == "distill" || mode == "l4q" ||
-            mode == "loraprune",
-        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill, l4q, loraprune)", mode);
+            mode == "loraprune" || mode == "full" || mode == "pretrain",
+        "train mode '{}' is not known (choose lora, qlora, peqa, qat, distill, l4q, loraprune, full, pretrain)", mode);
   // models
   std::string model_dir = a.str("model", ""), teacher_dir = a.str("teacher", ""), student_dir = a.str("student", "");
   if (mode == "distill") {
@@ -72,6 +79,19 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
     if (teacher_dir.empty()) teacher_dir = model_dir;
   } else {
     student_dir = model_dir;
+  }
+  // pretrain: where the fresh / grown model comes from (init_grow.h)
+  FreshSpec fresh;
+  std::string grow_spec;
+  if (mode == "pretrain") {
+    const std::string grow_from = a.str("grow-from", "");
+    student_dir = grow_from.empty() ? a.str("config-from", model_dir) : grow_from;
+    check(!student_dir.empty(), "train pretrain: missing option --config-from DIR (tokenizer and architecture) or "
+          "--grow-from DIR");
+    if (!grow_from.empty()) grow_spec = a.required("grow");
+    fresh = {int(a.integer("hidden", 0)), int(a.integer("layers", 0)), int(a.integer("heads", 0)),
+             int(a.integer("kv-heads", 0)), int(a.integer("ffn", 0)), int(a.integer("head-dim", 0)),
+             parse_init(a.str("init", "scaled")), 0};
   }
   check(given || !student_dir.empty(), "missing option --model");
   // setup
@@ -91,15 +111,17 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   s.asym_clip = a.flag("asym-clip");
   s.recompute = a.flag("recompute");
   s.seed = uint64_t(a.integer("seed", 0));
+  fresh.seed = s.seed;
+  s.precision = parse_precision(a.str("precision", "f32"));
   if (auto d = a.opt("drop-layers")) s.drop_layers = parse_int_list(*d, "drop-layers");
   s.l4q = mode == "l4q";
   // TF-LLMD: a layer-truncated (or same-shape random) student
-  const std::string init = a.str("init", "");
+  const std::string init = mode == "pretrain" ? "" : a.str("init", "");  // pretrain's --init is its init scheme
   if (!init.empty()) {
     check(mode == "distill" && !a.opt("drop-layers") && !a.opt("bits"),
           "--init is for train distill of a float student (instead of --drop-layers)");
     const auto si = parse_student_init(init);
-    auto teacher_cfg = load_model(student_dir)->cfg;
+    const ModelConfig teacher_cfg = given ? given->cfg : load_model(student_dir)->cfg;
     s.drop_layers = truncation_drop_layers(teacher_cfg.n_layers, int(a.integer("student-layers", teacher_cfg.n_layers / 2)), si);
   }
   LoraPruneOptions lp;
@@ -150,6 +172,10 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   o.log_every = int(a.integer("log-every", 10));
   o.quiet = a.flag("quiet");
   const float scale_lr = float(a.real("scale-lr-mult", 0.1));
+  if (a.opt("loss-scale")) o.scaler.init = a.real("loss-scale", 0);
+  o.loss_scaling = s.precision != Precision::F32 || a.opt("loss-scale").has_value();
+  o.scaler.window = int(a.integer("loss-scale-window", 200));
+  o.scaler.dynamic = !a.flag("loss-scale-static");
   // data
   const std::string data = a.str("data", ""), prompts = a.str("prompts", "");
   // black-box KD (src/distill/)
@@ -173,8 +199,14 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   check(!data.empty() || data_free > 0 || blackbox,
         "missing option --data (or --data-free N / --prompts FILE / --kd-recipe NAME / --kd-data FILE)");
 
-  std::unique_ptr<Model> loaded = given ? nullptr : load_model(student_dir);
-  const Model* src = given ? given : loaded.get();
+  std::unique_ptr<Model> loaded;
+  if (mode == "pretrain") {  // a fresh or grown model (a recipe stage's model is not its start)
+    auto base = load_model(student_dir);
+    loaded = grow_spec.empty() ? fresh_model(*base, fresh) : grow(*base, grow_spec, s.seed);
+  } else if (!given) {
+    loaded = load_model(student_dir);
+  }
+  const Model* src = loaded ? loaded.get() : given;
   std::unique_ptr<Model> tmodel;
   const bool kd = o.loss != LossKind::CE || o.ted_weight > 0 || data_free > 0 || !kd_recipe.empty() ||
                   mode == "distill";
@@ -280,10 +312,14 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   if (o.contrastive_weight > 0) stage["contrastive"] = o.contrastive_weight, stage["tau"] = o.contrastive_tau;
   if (pruner) stage["sparsity"] = lp.sparsity, res["params"] = m->n_params();
   if (!init.empty()) stage["init"] = init, stage["student_layers"] = st.n_layers();
+  if (mode == "pretrain") stage[grow_spec.empty() ? "init" : "grow"] = grow_spec.empty() ? init_name(fresh.init) : grow_spec;
+  if (s.precision != Precision::F32) stage["precision"] = precision_name(s.precision);
   m->recipe = {{"base", src->recipe}, {"train", stage}};
   res.update({{"first_loss", r.first_loss}, {"last_loss", r.last_loss}, {"seconds", r.seconds},
               {"tokens_per_s", r.tokens_per_s}, {"bits_per_weight", m->linear_bits_per_weight()}, {"out", out},
-              {"checkpoint", o.ckpt}});
+              {"checkpoint", o.ckpt}, {"optim", o.optim.kind}, {"optimizer_state_bytes", r.optimizer_state_bytes},
+              {"precision", precision_name(s.precision)}, {"params", m->n_params()}});
+  if (o.loss_scaling) res.update({{"loss_scale", r.loss_scale}, {"skipped_steps", r.skipped_steps}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
   if (!kd_recipe.empty()) res.update(distill::recipe_task_metrics(kd_recipe, *m, held_out, "_after"));
@@ -291,7 +327,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
 }
 
 int cmd_train(int argc, char** argv) {
-  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill|l4q|loraprune --model DIR --data FILE ... -o OUT");
+  check(argc >= 3, "usage: lmpress train lora|qlora|peqa|qat|distill|full|pretrain|l4q|loraprune --model DIR --data FILE ... -o OUT");
   const std::string mode = argv[2];
   Args a(argc, argv, 3, kTrainFlags);
   const std::string out = a.required("output");

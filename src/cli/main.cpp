@@ -54,9 +54,9 @@ const Command kCommands[] = {
      lmp::cmd_export},
     {"search", "search --model DIR --budget 3.5bpw [--method rtn|gptq] [--candidates 2,3,4,8] [--groups 32,128] --calib FILE "
                "[--nsamples 4 --seqlen 256] [--eval FILE --max-windows N] -o OUT   budgeted per-Linear bits/group", lmp::cmd_search},
-    {"train", "train lora|qlora|peqa|qat|distill|l4q|loraprune --model DIR [--teacher T] --data FILE --format docs|text --steps N "
+    {"train", "train lora|qlora|peqa|qat|distill|full|pretrain|l4q|loraprune --model DIR [--teacher T] --data FILE --format docs|text --steps N "
               "[--lr] [--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--contrastive W --tau T] "
-              "[--sparsity P] [--init truncate-first|truncate-alternate|random --student-layers K] [--resume CKPT] -o OUT\n"
+              "[--sparsity P] [--precision bf16|f16] [--optim adamw|lion] [--init normal|scaled|small] [--grow-from D --grow depth:Kx|width:H] [--init truncate-first|truncate-alternate|random --student-layers K] [--resume CKPT] -o OUT\n"
               "  lmpress train distill --teacher T --student S --kd-recipe NAME [--prompts FILE] [--task arith --task-n N] "
               "[--kd-set k=v,...] [--kd-out D.jsonl] [--task-eval N] -o OUT   black-box KD", lmp::cmd_train},
     {"task-data", "task-data --task arith --n N [--seed S] [--what text|prompts|jsonl] -o FILE   checkable task "

@@ -29,6 +29,13 @@ Optimizer<T>::Optimizer(const OptimConfig& c, const std::vector<Param<T>>& param
 }
 
 template <class T>
+int64_t Optimizer<T>::state_bytes() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < m_.size(); i++) n += int64_t(m_[i].size() + v_[i].size());
+  return n * int64_t(sizeof(T));
+}
+
+template <class T>
 double Optimizer<T>::clip_grad_norm(std::vector<Param<T>>& params) const {
   double ss = 0;
   for (const auto& p : params)

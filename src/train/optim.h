@@ -42,6 +42,8 @@ class Optimizer {
   void save(SafeTensorsWriter& w, const std::vector<Param<T>>& params) const;
   void load(const SafeTensorsFile& f, const std::vector<Param<T>>& params);
   const OptimConfig& config() const { return c_; }
+  // Bytes of optimizer state held (moments): AdamW m and v (2 per trainable value), Lion m (1), × sizeof(T).
+  int64_t state_bytes() const;
 
  private:
   OptimConfig c_;

@@ -221,7 +221,9 @@ std::vector<T> TrainModel<T>::l4q_merged(const TLinear<T>& L) const {
 
 template <class T>
 void TrainModel<T>::lin_forward(const TLinear<T>& L, T* out, const T* x, int N) {
-  const T* W = weight(L, wscratch_);
+  const Precision pr = setup.precision;  // F32: W and x as they are
+  const T* W = rounded(pr, weight(L, wscratch_), size_t(L.O) * L.I, loww_);
+  x = rounded(pr, x, size_t(N) * L.I, lowx_);
   matmul_forward(out, x, W, L.bias >= 0 ? params[size_t(L.bias)].w.data() : nullptr, N, L.I, L.O);
   if (L.A >= 0 && !L.l4q) {  // out += (α/r) · (x·Aᵀ) · Bᵀ
     const int r = L.rank;
@@ -229,12 +231,16 @@ void TrainModel<T>::lin_forward(const TLinear<T>& L, T* out, const T* x, int N) 
     gemm<T>(false, true, N, r, L.I, T(1), x, L.I, params[size_t(L.A)].w.data(), L.I, T(0), xa.data(), r);
     gemm<T>(false, true, N, L.O, r, T(L.lora_scale), xa.data(), r, params[size_t(L.B)].w.data(), r, T(1), out, L.O);
   }
+  round_to_precision(pr, out, size_t(N) * L.O);
 }
 
 template <class T>
 void TrainModel<T>::lin_backward(const TLinear<T>& L, T* dx, const T* dout, const T* x, int N) {
   const int O = L.O, I = L.I;
-  const T* W = weight(L, wscratch_);
+  const Precision pr = setup.precision;  // the operands a 16-bit GEMM reads; dW, dx accumulate in T
+  const T* W = rounded(pr, weight(L, wscratch_), size_t(O) * I, loww_);
+  x = rounded(pr, x, size_t(N) * I, lowx_);
+  dout = rounded(pr, dout, size_t(N) * O, lowd_);
   const bool w_tr = L.W >= 0 && params[size_t(L.W)].trainable;
   const bool s_tr = L.scale >= 0 && params[size_t(L.scale)].trainable;
   T* dW = nullptr;
@@ -340,6 +346,7 @@ void TrainModel<T>::forward(const int* ids, int B, int T_in) {
   xs_.resize(size_t(L) + 1);
   for (auto& x : xs_) x.resize(size_t(N) * C);
   embedding_forward(xs_[0].data(), ids, params[size_t(wte_)].w.data(), N, C);
+  round_to_precision(setup.precision, xs_[0].data(), xs_[0].size());  // a lookup in the 16-bit compute copy
   acts_.resize(setup.recompute ? 1 : size_t(L));
   for (int l = 0; l < L; l++)
     block_forward(l, xs_[size_t(l)].data(), acts_[setup.recompute ? 0 : size_t(l)], xs_[size_t(l) + 1].data());
@@ -348,7 +355,10 @@ void TrainModel<T>::forward(const int* ids, int B, int T_in) {
   logits_.resize(size_t(N) * V);
   rmsnorm_forward(lnf_.data(), rstdf_.data(), xs_[size_t(L)].data(), params[size_t(fnorm_)].w.data(), N, C, cfg.rms_eps);
   const int hw = head_ >= 0 ? head_ : wte_;  // tied: logits = lnf · wteᵀ
-  matmul_forward(logits_.data(), lnf_.data(), params[size_t(hw)].w.data(), (const T*)nullptr, N, C, V);
+  const Precision pr = setup.precision;
+  matmul_forward(logits_.data(), rounded(pr, lnf_.data(), lnf_.size(), lowx_),
+                 rounded(pr, params[size_t(hw)].w.data(), size_t(V) * C, loww_), (const T*)nullptr, N, C, V);
+  round_to_precision(pr, logits_.data(), logits_.size());
 }
 
 template <class T>
@@ -357,7 +367,10 @@ void TrainModel<T>::backward(const T* dlogits, const std::vector<const T*>* dhid
   auto grad = [&](int p) { return params[size_t(p)].trainable ? params[size_t(p)].g.data() : nullptr; };
   std::vector<T> dlnf(size_t(N) * C, T(0)), dx(size_t(N) * C, T(0));  // (N, C)
   const int hw = head_ >= 0 ? head_ : wte_;
-  matmul_backward(dlnf.data(), grad(hw), (T*)nullptr, dlogits, lnf_.data(), params[size_t(hw)].w.data(), N, C, V);
+  const Precision pr = setup.precision;
+  matmul_backward(dlnf.data(), grad(hw), (T*)nullptr, rounded(pr, dlogits, size_t(N) * V, lowd_),
+                  rounded(pr, lnf_.data(), lnf_.size(), lowx_), rounded(pr, params[size_t(hw)].w.data(), size_t(V) * C, loww_),
+                  N, C, V);
   rmsnorm_backward(dx.data(), grad(fnorm_), dlnf.data(), xs_[size_t(L)].data(), params[size_t(fnorm_)].w.data(),
                    rstdf_.data(), N, C);
   auto add_hidden = [&](int l) {  // extra gradient on hidden(l) = xs_[l + 1]

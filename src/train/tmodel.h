@@ -18,6 +18,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "train/block.h"
+#include "train/mixed_precision.h"
 
 namespace lmp::train {
 
@@ -41,6 +42,7 @@ struct TrainSetup {
   std::vector<int> drop_layers;      // depth pruning: these source blocks are left out
   bool recompute = false;
   uint64_t seed = 0;                 // LoRA A init
+  Precision precision = Precision::F32;  // bf16/f16: Linears and the head compute on rounded copies (mixed_precision.h)
 };
 
 template <class T>
@@ -133,6 +135,7 @@ class TrainModel {
   Acts solo_;                       // block_only_forward's activations
   std::vector<T> lnf_, rstdf_, logits_;
   std::vector<T> wscratch_, dwscratch_;
+  std::vector<T> loww_, lowx_, lowd_;  // 16-bit-rounded copies of a weight, an input, a gradient (mixed precision)
 };
 
 }  // namespace lmp::train

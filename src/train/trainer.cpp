@@ -133,6 +133,7 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
     }
   }
   Optimizer<float> opt(o.optim, st.params);
+  LossScaler scaler(o.scaler);
   int start = 0;
   if (!o.resume.empty()) start = load_checkpoint(o.resume, st, opt);
   check(start < o.steps, "{}: checkpoint is at step {}, nothing left to do for --steps {}", o.resume, start, o.steps);
@@ -217,13 +218,24 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
                             : fmt::format("no good checkpoint yet at {}", o.ckpt));
     };
     if (!std::isfinite(loss)) diverged("the loss", loss);
+    if (o.loss_scaling) {  // backward of S·loss: every gradient so far (TED's projections) and the seeds × S
+      for (auto& p : st.params)
+        if (p.trainable) scaler.scale_grad(p.g.data(), p.g.size());
+      scaler.scale_grad(dlogits.data(), dlogits.size());
+      for (auto& d : dh) scaler.scale_grad(d.data(), d.size());
+    }
     st.backward(dlogits.data(), dhp.empty() ? nullptr : &dhp);
     if (o.after_backward) o.after_backward(step);
-    const double gnorm = opt.clip_grad_norm(st.params);
-    if (!std::isfinite(gnorm)) diverged("the gradient norm", gnorm);
-    opt.step(st.params, lr_at(o.optim, step));
-    st.clamp_positive();
-    if (o.after_step) o.after_step(step);
+    const bool finite = !o.loss_scaling || scaler.unscale(st.params);
+    if (o.loss_scaling) scaler.update(finite);
+    double gnorm = 0;
+    if (finite) {  // a skipped step leaves the master weights and optimizer state untouched
+      gnorm = opt.clip_grad_norm(st.params);
+      if (!std::isfinite(gnorm)) diverged("the gradient norm", gnorm);
+      opt.step(st.params, lr_at(o.optim, step));
+      st.clamp_positive();
+      if (o.after_step) o.after_step(step);
+    }
     if (res.losses.empty()) res.first_loss = loss;
     res.losses.push_back(loss);
     res.last_loss = loss;
@@ -239,6 +251,9 @@ TrainResult train(TrainModel<float>& st, TrainModel<float>* teacher, const Model
       last_good = step + 1;
     }
   }
+  res.optimizer_state_bytes = opt.state_bytes();
+  res.skipped_steps = scaler.skipped();
+  res.loss_scale = o.loss_scaling ? scaler.scale() : 0;
   res.seconds = now_seconds() - t0;
   res.tokens_per_s = double(res.steps_done - start) * N / std::max(res.seconds, 1e-9);
   return res;

@@ -15,6 +15,7 @@
 
 #include "eval/dataset.h"
 #include "train/losses.h"
+#include "train/mixed_precision.h"
 #include "train/optim.h"
 #include "train/tmodel.h"
 
@@ -53,12 +54,17 @@ struct TrainOptions {
   std::string resume;         // checkpoint to resume from
   int log_every = 10;
   bool quiet = false;
+  bool loss_scaling = false;  // mixed precision: scale the loss by S, unscale, skip non-finite steps
+  LossScaleConfig scaler;
 };
 
 struct TrainResult {
   int steps_done = 0;
   double first_loss = 0, last_loss = 0, seconds = 0, tokens_per_s = 0;
   std::vector<double> losses;
+  int64_t optimizer_state_bytes = 0;
+  int skipped_steps = 0;   // loss scaling: steps skipped for non-finite gradients
+  double loss_scale = 0;   // loss scaling: S at the end (0 = off)
 };
 
 // teacher may be null (cross-entropy). student_src is the Model the student was built from (used to export

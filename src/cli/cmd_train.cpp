@@ -9,6 +9,7 @@
 //            or black-box (src/distill/): --kd-recipe NAME writes the data from the teacher (responses to
 //            --prompts FILE and/or --task arith problems) and the student is fine-tuned on it with cross-entropy;
 //            --kd-data FILE trains on a saved set, --kd-out FILE saves it, --task-eval N reports task accuracy
+//            (zero-shot; --task-eval-shots K adds K-shot accuracy by problem kind)
 // The same options form a recipe stage {"modifier": "train", "mode": "qat", "bits": 3, ...} (train_stage below).
 // Progress on stderr; results on stdout (--json: one object). A diverged run exits 2 naming the last
 // good checkpoint.
@@ -19,6 +20,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "distill/inst_common.h"
 #include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
 #include "train/trainer.h"
@@ -123,6 +125,8 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   std::string kd_recipe = a.str("kd-recipe", "");
   const auto kd_opt = distill::KdOptions::parse(a.str("kd-set", ""));
   const int task_n = int(a.integer("task-n", 500)), task_eval = int(a.integer("task-eval", 0));
+  const int shots = int(a.integer("task-eval-shots", 0));  // also few-shot accuracy by kind (distill/inst_common.h)
+  check(shots >= 0 && shots <= 4, "--task-eval-shots {}: want 0..4 demonstrations", shots);
   check(task.empty() || task == "arith", "--task '{}': the only task is 'arith' (distill/kd_tasks.h)", task);
   if (kd_recipe.empty() && kd_data.empty() && (!prompts.empty() || !task.empty())) kd_recipe = "responses";
   const TextFormat fmt_ = parse_text_format(a.str("format", "docs"));
@@ -212,6 +216,14 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   }
   if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*src, held_out);
   if (tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
+  const auto fewshot = [&](const Model& mm) {
+    const auto f = distill::few_shot_accuracy(mm, held_out, distill::word_problems(300, s.seed + 2000003), shots,
+                                              s.seed);
+    return nlohmann::json{{"shots", shots}, {"overall", f.overall}, {"add", f.by_kind[0]},
+                          {"subtract", f.by_kind[1]}, {"two-step", f.by_kind[2]}};
+  };
+  if (shots > 0 && !held_out.empty()) res["task_fewshot_before"] = fewshot(*src);
+  if (shots > 0 && tmodel && !held_out.empty()) res["task_fewshot_teacher"] = fewshot(*tmodel);
   if (!kd_recipe.empty()) res["kd"] = {{"recipe", kd_recipe}, {"examples", kd_res.data.examples.size()},
                                        {"stats", kd_res.data.stats}};
   const QuantGrid* requant = s.qlora || s.loftq_iters > 0 ? &s.base_grid : nullptr;
@@ -234,6 +246,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
               {"checkpoint", o.ckpt}});
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
+  if (shots > 0 && !held_out.empty()) res["task_fewshot_after"] = fewshot(*m);
   return {std::move(m), res};
 }
 

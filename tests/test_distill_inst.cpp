@@ -266,7 +266,9 @@ TEST(InstRecipes, AicdSupervisesEveryInContextCot) {
       const KdSegment& g = e.targets[2 * j];
       EXPECT_EQ(g.text, cot);
       EXPECT_FLOAT_EQ(g.weight, j + 1 == n ? 1.0f : 0.25f);
-      if (j + 1 < n) EXPECT_FLOAT_EQ(e.targets[2 * j + 1].weight, 0.0f);
+      if (j + 1 < n) {
+        EXPECT_FLOAT_EQ(e.targets[2 * j + 1].weight, 0.0f);
+      }
       solved.push_back({p.question, cot});
     }
     std::string text = e.prompt;

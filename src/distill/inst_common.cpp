@@ -76,6 +76,18 @@ std::string generation_prompt(const std::vector<const InstItem*>& examples, bool
   return s;
 }
 
+std::vector<const InstItem*> pick_examples(const std::vector<InstItem>& pool, const std::vector<size_t>& from, int k,
+                                           std::mt19937_64& rng, bool* task) {
+  auto draw = [&]() -> const InstItem& { return pool[from.empty() ? rng() % pool.size() : from[rng() % from.size()]]; };
+  *task = draw().task;
+  std::vector<const InstItem*> ex;
+  for (int j = 0; j < 4 * k && int(ex.size()) < k; j++) {
+    const InstItem& c = draw();
+    if (c.task == *task) ex.push_back(&c);
+  }
+  return ex;
+}
+
 static std::string trim(std::string s) {
   const size_t a = s.find_first_not_of(" \t\r");
   if (a == std::string::npos) return "";

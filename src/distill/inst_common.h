@@ -4,6 +4,7 @@
 // kind (add / subtract / two-step). The recipes themselves live one per file and are declared in inst_recipes.h.
 #pragma once
 #include <cstddef>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,10 @@ std::string teacher_answer(const KdContext& ctx, const InstItem& it);
 // ("Q: <q>\nA:<response>\n\n" for task items, one line each for free-form ones), then the opening of the next
 // one ("Q:" + optional " <prefix>").
 std::string generation_prompt(const std::vector<const InstItem*>& examples, bool task, const std::string& prefix);
+// k in-context examples of one style (task or free-form: the style of a random candidate), drawn with
+// replacement from pool[from[i]] (the whole pool when `from` is empty); *task receives the style.
+std::vector<const InstItem*> pick_examples(const std::vector<InstItem>& pool, const std::vector<size_t>& from, int k,
+                                           std::mt19937_64& rng, bool* task);
 // A sampled new instruction (prefix included), cut at the first newline, trimmed.
 std::string sample_instruction(const KdContext& ctx, const std::string& gen_prompt, const std::string& prefix,
                                const SamplingOptions& so);

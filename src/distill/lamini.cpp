@@ -66,12 +66,8 @@ KdResult lamini_recipe(const KdContext& ctx) {
   std::mt19937_64 rng(ctx.seed * 131 + 9);
   long by_topic = 0, by_example = 0, dropped = 0;
   for (long t = 0; t < want; t++) {
-    const bool task = pool[rng() % n_seed].task;
-    std::vector<const InstItem*> ex;
-    for (int j = 0; j < 4 * k && int(ex.size()) < k; j++) {
-      const InstItem& c = pool[rng() % n_seed];
-      if (c.task == task) ex.push_back(&c);
-    }
+    bool task = false;
+    const auto ex = pick_examples(pool, {}, k, rng, &task);
     const bool topical = !topics.empty() && double(rng() % 1000) < 1000 * topic_frac;
     const std::string topic = topical ? topics[rng() % topics.size()] : "";
     const std::string instr = sample_instruction(ctx, generation_prompt(ex, task, topic), topic,

@@ -87,12 +87,8 @@ KdResult lion_recipe(const KdContext& ctx) {
     const size_t n_before = pool.size();
     long kept = 0, filtered = 0;
     for (long t = 0; t < 4 * per_round && kept < per_round; t++) {
-      const bool task = pool[hard[rng() % hard.size()]].task;
-      std::vector<const InstItem*> ex;
-      for (int j = 0; j < 4 * k && int(ex.size()) < k; j++) {
-        const InstItem& c = pool[hard[rng() % hard.size()]];
-        if (c.task == task) ex.push_back(&c);
-      }
+      bool task = false;
+      const auto ex = pick_examples(pool, hard, k, rng, &task);
       const std::string instr = sample_instruction(ctx, generation_prompt(ex, task, ""), "",
                                                    {temp, 0, 1.f, ctx.seed * 104729 + uint64_t(r) * 7777 + uint64_t(t)});
       calls++;

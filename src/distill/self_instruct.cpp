@@ -38,13 +38,8 @@ KdResult self_instruct_recipe(const KdContext& ctx) {
   long kept = 0, malformed = 0, dup = 0, t = 0;
   nlohmann::json rejected = nlohmann::json::array();  // the first near-duplicates, for inspection
   for (; t < tries && kept < want; t++) {
-    // examples of one style (task questions or free-form lines), the style of a random pool member
-    const bool task = pool[rng() % pool.size()].task;
-    std::vector<const InstItem*> ex;
-    for (int j = 0; j < 4 * k && int(ex.size()) < k; j++) {
-      const InstItem& c = pool[rng() % pool.size()];
-      if (c.task == task) ex.push_back(&c);
-    }
+    bool task = false;
+    const auto ex = pick_examples(pool, {}, k, rng, &task);
     const std::string instr =
         sample_instruction(ctx, generation_prompt(ex, task, ""), "", {temp, 0, 1.f, ctx.seed * 1000003 + uint64_t(t)});
     if (!well_formed(instr, task, max_words)) {

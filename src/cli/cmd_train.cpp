@@ -214,16 +214,18 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
     res["ppl_before"] = perplexity(*before, eval_ids, po).ppl;
     if (!o.quiet) std::fprintf(stderr, "train: ppl before %.4f\n", res["ppl_before"].get<double>());
   }
-  if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*src, held_out);
-  if (tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
+  // --task-eval-after-only: skip the student-before and teacher accuracies (they are the same for every row of a table)
+  const bool baselines = !a.flag("task-eval-after-only");
+  if (baselines && !held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*src, held_out);
+  if (baselines && tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
   const auto fewshot = [&](const Model& mm) {
     const auto f = distill::few_shot_accuracy(mm, held_out, distill::word_problems(300, s.seed + 2000003), shots,
                                               s.seed);
     return nlohmann::json{{"shots", shots}, {"overall", f.overall}, {"add", f.by_kind[0]},
                           {"subtract", f.by_kind[1]}, {"two-step", f.by_kind[2]}};
   };
-  if (shots > 0 && !held_out.empty()) res["task_fewshot_before"] = fewshot(*src);
-  if (shots > 0 && tmodel && !held_out.empty()) res["task_fewshot_teacher"] = fewshot(*tmodel);
+  if (baselines && shots > 0 && !held_out.empty()) res["task_fewshot_before"] = fewshot(*src);
+  if (baselines && shots > 0 && tmodel && !held_out.empty()) res["task_fewshot_teacher"] = fewshot(*tmodel);
   if (!kd_recipe.empty()) res["kd"] = {{"recipe", kd_recipe}, {"examples", kd_res.data.examples.size()},
                                        {"stats", kd_res.data.stats}};
   const QuantGrid* requant = s.qlora || s.loftq_iters > 0 ? &s.base_grid : nullptr;
@@ -270,7 +272,7 @@ int cmd_train(int argc, char** argv) {
     if (res.contains("ppl_after"))
       std::printf("ppl %.4f -> %.4f\n", res["ppl_before"].get<double>(), res["ppl_after"].get<double>());
     if (res.contains("task_accuracy_after"))
-      std::printf("task accuracy %.3f -> %.3f (teacher %.3f)\n", res["task_accuracy_before"].get<double>(),
+      std::printf("task accuracy %.3f -> %.3f (teacher %.3f)\n", res.value("task_accuracy_before", -1.0),
                   res["task_accuracy_after"].get<double>(), res.value("task_accuracy_teacher", 0.0));
   }
   return 0;

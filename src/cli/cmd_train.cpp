@@ -43,7 +43,8 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
   return v;
 }
 
-static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet"};
+static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet",
+                                                   "task-eval-after-only"};
 
 namespace {
 struct TrainRun {

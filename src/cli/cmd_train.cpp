@@ -12,6 +12,7 @@
 //            or black-box (src/distill/): --kd-recipe NAME writes the data from the teacher (responses to
 //            --prompts FILE and/or --task arith problems) and the student is fine-tuned on it with cross-entropy;
 //            --kd-data FILE trains on a saved set, --kd-out FILE saves it, --task-eval N reports task accuracy
+//            (zero-shot; --task-eval-shots K adds K-shot accuracy by problem kind)
 // The same options form a recipe stage {"modifier": "train", "mode": "qat", "bits": 3, ...} (train_stage below).
 //            --init truncate-first|
 //            truncate-alternate|random --student-layers K: TF-LLMD's layer-truncated (or random) student
@@ -32,6 +33,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "distill/cot2_common.h"
+#include "distill/inst_common.h"
 #include "distill/kd_recipe.h"
 #include "eval/perplexity.h"
 #include "prune/loraprune.h"
@@ -57,7 +59,8 @@ static std::vector<int> parse_int_list(const std::string& s, const char* opt) {
   return v;
 }
 
-static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet", "loss-scale-static"};
+static const std::set<std::string> kTrainFlags = {"json", "sym", "qlora", "asym-clip", "recompute", "quiet",
+                                                   "loss-scale-static", "task-eval-after-only"};
 
 namespace {
 struct TrainRun {
@@ -183,6 +186,8 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   std::string kd_recipe = a.str("kd-recipe", "");
   const auto kd_opt = distill::KdOptions::parse(a.str("kd-set", ""));
   const int task_n = int(a.integer("task-n", 500)), task_eval = int(a.integer("task-eval", 0));
+  const int shots = int(a.integer("task-eval-shots", 0));  // also few-shot accuracy by kind (distill/inst_common.h)
+  check(shots >= 0 && shots <= 4, "--task-eval-shots {}: want 0..4 demonstrations", shots);
   check(task.empty() || task == "arith", "--task '{}': the only task is 'arith' (distill/kd_tasks.h)", task);
   if (kd_recipe.empty() && kd_data.empty() && (!prompts.empty() || !task.empty())) kd_recipe = "responses";
   const TextFormat fmt_ = parse_text_format(a.str("format", "docs"));
@@ -291,8 +296,18 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
     res["ppl_before"] = perplexity(*before, eval_ids, po).ppl;
     if (!o.quiet) std::fprintf(stderr, "train: ppl before %.4f\n", res["ppl_before"].get<double>());
   }
-  if (!held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*before, held_out);
-  if (tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
+  // --task-eval-after-only: skip the student-before and teacher accuracies (they are the same for every row of a table)
+  const bool baselines = !a.flag("task-eval-after-only");
+  if (baselines && !held_out.empty()) res["task_accuracy_before"] = distill::task_accuracy(*before, held_out);
+  if (baselines && tmodel && !held_out.empty()) res["task_accuracy_teacher"] = distill::task_accuracy(*tmodel, held_out);
+  const auto fewshot = [&](const Model& mm) {
+    const auto f = distill::few_shot_accuracy(mm, held_out, distill::word_problems(300, s.seed + 2000003), shots,
+                                              s.seed);
+    return nlohmann::json{{"shots", shots}, {"overall", f.overall}, {"add", f.by_kind[0]},
+                          {"subtract", f.by_kind[1]}, {"two-step", f.by_kind[2]}};
+  };
+  if (baselines && shots > 0 && !held_out.empty()) res["task_fewshot_before"] = fewshot(*before);
+  if (baselines && shots > 0 && tmodel && !held_out.empty()) res["task_fewshot_teacher"] = fewshot(*tmodel);
   if (!kd_recipe.empty()) res["kd"] = {{"recipe", kd_recipe}, {"examples", kd_res.data.examples.size()},
                                        {"stats", kd_res.data.stats}};
   const QuantGrid* requant = s.qlora || s.loftq_iters > 0 ? &s.base_grid : nullptr;
@@ -323,6 +338,7 @@ static TrainRun train_run(const std::string& mode, const Args& a, const Model* g
   if (!eval.empty()) res["ppl_after"] = perplexity(*m, eval_ids, po).ppl;
   if (!held_out.empty()) res["task_accuracy_after"] = distill::task_accuracy(*m, held_out);
   if (!kd_recipe.empty()) res.update(distill::recipe_task_metrics(kd_recipe, *m, held_out, "_after"));
+  if (shots > 0 && !held_out.empty()) res["task_fewshot_after"] = fewshot(*m);
   return {std::move(m), res};
 }
 
@@ -346,7 +362,7 @@ int cmd_train(int argc, char** argv) {
     if (res.contains("ppl_after"))
       std::printf("ppl %.4f -> %.4f\n", res["ppl_before"].get<double>(), res["ppl_after"].get<double>());
     if (res.contains("task_accuracy_after"))
-      std::printf("task accuracy %.3f -> %.3f (teacher %.3f)\n", res["task_accuracy_before"].get<double>(),
+      std::printf("task accuracy %.3f -> %.3f (teacher %.3f)\n", res.value("task_accuracy_before", -1.0),
                   res["task_accuracy_after"].get<double>(), res.value("task_accuracy_teacher", 0.0));
   }
   return 0;

@@ -58,7 +58,7 @@ const Command kCommands[] = {
               "[--lr] [--rank] [--bits] [--seqlen] [--batch] [--loss ce|fkl|rkl|jsd|cakld] [--contrastive W --tau T] "
               "[--sparsity P] [--precision bf16|f16] [--optim adamw|lion] [--init normal|scaled|small] [--grow-from D --grow depth:Kx|width:H] [--init truncate-first|truncate-alternate|random --student-layers K] [--resume CKPT] -o OUT\n"
               "  lmpress train distill --teacher T --student S --kd-recipe NAME [--prompts FILE] [--task arith --task-n N] "
-              "[--kd-set k=v,...] [--kd-out D.jsonl] [--task-eval N] -o OUT   black-box KD", lmp::cmd_train},
+              "[--kd-set k=v,...] [--kd-out D.jsonl] [--task-eval N [--task-eval-shots K]] -o OUT   black-box KD", lmp::cmd_train},
     {"task-data", "task-data --task arith --n N [--seed S] [--what text|prompts|jsonl] -o FILE   checkable task "
                   "problems (teacher training text, prompts)", lmp::cmd_task_data},
 };

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "distill/inst_recipes.h"
 #include "distill/dra.h"
 #include "distill/lmtwa.h"
 #include "distill/pad.h"
@@ -113,6 +114,17 @@ static KdResult responses_recipe(const KdContext& ctx) {
 const std::vector<KdRecipeInfo>& kd_recipe_table() {
   static const std::vector<KdRecipeInfo> t = {
       {"responses", "instruction", "plain black-box KD: the teacher's greedy response to every prompt", responses_recipe},
+      {"self_instruct", "instruction", "Self-Instruct: the teacher grows the pool (ROUGE-L-filtered) and answers it",
+       self_instruct_recipe},
+      {"lamini", "instruction", "LaMini-LM: large example- and topic-guided instruction set, teacher responses",
+       lamini_recipe},
+      {"lion", "instruction", "Lion: imitate, referee the student-teacher gap, generate hard instructions; rounds",
+       lion_recipe},
+      {"meta_ict", "icl", "Meta in-context tuning: few-shot prompts on some kinds, teacher predictions as targets",
+       meta_ict_recipe},
+      {"multitask_ict", "icl", "Multitask in-context tuning: few-shot prompts + LM loss on the demonstrations",
+       multitask_ict_recipe},
+      {"aicd", "icl", "AICD: loss on every in-context demonstration's teacher CoT, autoregressively", aicd_recipe},
       {"pad", "cot", "PaD: teacher programs executed, failing/wrong ones dropped; student writes the program", pad_recipe},
       {"socratic", "cot", "Socratic CoT: sub-question generator + answerer roles from decomposed solutions",
        socratic_recipe},

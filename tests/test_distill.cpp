@@ -68,18 +68,34 @@ TEST(KdData, StreamCarriesSegmentWeights) {
   KdSet s = two_examples();
   train::TokenStream st = kd_stream(tok, s);
   ASSERT_EQ(st.ids.size(), st.weight.size());
-  // rebuild the expected stream independently
+  // rebuild the expected stream independently: each example is the encoding of its whole text; its prompt
+  // prefix weighs 0 and each target's tokens (those the text gains with it) weigh its weight
   std::vector<int> ids;
   std::vector<float> w;
   for (const auto& e : s.examples) {
-    for (int id : tok.encode(e.prompt, true)) ids.push_back(id), w.push_back(0);
-    for (const auto& g : e.targets)
-      for (int id : tok.encode(g.text, false)) ids.push_back(id), w.push_back(g.weight);
+    std::string text = e.prompt;
+    size_t done = tok.encode(text, true).size();
+    std::vector<float> ew(done, 0.0f);
+    for (const auto& g : e.targets) {
+      text += g.text;
+      const size_t n = tok.encode(text, true).size();
+      ew.resize(n, g.weight);
+      done = n;
+    }
+    std::vector<int> all = tok.encode(text, true);
+    ASSERT_EQ(all.size(), ew.size());
+    ids.insert(ids.end(), all.begin(), all.end());
+    w.insert(w.end(), ew.begin(), ew.end());
     ids.push_back(tok.eos_id()), w.push_back(e.targets.back().weight);
   }
   EXPECT_EQ(st.ids, ids);
   EXPECT_EQ(st.weight, w);
   EXPECT_EQ(st.ids[0], tok.bos_id());
+  // the first target token is the word as generated after the prompt (no extra word-start piece)
+  const std::vector<int> joint = tok.encode("Once upon a time there was a cat.", true);
+  const size_t np = tok.encode("Once upon a time", true).size();
+  EXPECT_EQ(std::vector<int>(joint.begin() + long(np), joint.end()),
+            std::vector<int>(st.ids.end() - long(joint.size() - np) - 1, st.ids.end() - 1));
 }
 
 // Distilling step-by-step's loss is the weighted sum of its targets: Σ_n w_n (−log p[y_n]) / #scored.
@@ -112,7 +128,9 @@ TEST(KdData, ScoreEqualsIndependentForward) {
   const Tokenizer& tok = m->tokenizer();
   const std::string prompt = "Once upon a time", cont = " there was a little dog";
   Score s = score(*m, prompt, cont);
-  std::vector<int> p = tok.encode(prompt, true), c = tok.encode(cont, false);
+  const std::vector<int> p = tok.encode(prompt, true), all = tok.encode(prompt + cont, true);
+  ASSERT_TRUE(std::equal(p.begin(), p.end(), all.begin()));  // the prompt's ids are a prefix here
+  const std::vector<int> c(all.begin() + long(p.size()), all.end());
   ASSERT_EQ(s.ntokens, int(c.size()));
   // token by token through the KV cache, each next-token distribution from a one-token step
   KVCache cache(m->cfg, int(p.size() + c.size()));

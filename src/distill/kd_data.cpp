@@ -74,15 +74,34 @@ KdSet load_kd_set(const std::string& path) {
   return s;
 }
 
+// Ids of prefix + more where prefix encodes to `ids` (a tokenizer may merge across the boundary: the ids shared
+// with `ids` are kept, the rest are the new segment's). Encoding the text as one string keeps a target's first
+// word the token the model itself would generate after the prompt (encoding a segment alone would give
+// SentencePiece's word-initial "▁" piece an extra time).
+static size_t extend_ids(const Tokenizer& tok, const std::string& text, std::vector<int>& ids) {
+  std::vector<int> all = tok.encode(text, true);
+  size_t common = 0;
+  while (common < ids.size() && common < all.size() && ids[common] == all[common]) common++;
+  ids = std::move(all);
+  return common;
+}
+
 train::TokenStream kd_stream(const Tokenizer& tok, const KdSet& s) {
   train::TokenStream st;
   for (const KdExample& e : s.examples) {
-    for (int id : tok.encode(e.prompt, true)) st.ids.push_back(id), st.weight.push_back(0.0f);
+    std::string text = e.prompt;
+    std::vector<int> ids = tok.encode(text, true);
+    std::vector<float> w(ids.size(), 0.0f);
     float last = 0;
     for (const KdSegment& g : e.targets) {
-      for (int id : tok.encode(g.text, false)) st.ids.push_back(id), st.weight.push_back(g.weight);
+      text += g.text;
+      const size_t keep = extend_ids(tok, text, ids);
+      w.resize(keep);
+      w.resize(ids.size(), g.weight);
       last = g.weight;
     }
+    st.ids.insert(st.ids.end(), ids.begin(), ids.end());
+    st.weight.insert(st.weight.end(), w.begin(), w.end());
     if (tok.eos_id() >= 0) st.ids.push_back(tok.eos_id()), st.weight.push_back(last);
   }
   check(!st.ids.empty(), "kd data set '{}' has no tokens", s.recipe);
@@ -120,8 +139,7 @@ std::string complete(const Model& m, const std::string& prompt, int max_new, con
 Score score(const Model& m, const std::string& prompt, const std::string& continuation) {
   const Tokenizer& tok = m.tokenizer();
   std::vector<int> ids = tok.encode(prompt, true);
-  const int np = int(ids.size());
-  for (int id : tok.encode(continuation, false)) ids.push_back(id);
+  const int np = int(extend_ids(tok, prompt + continuation, ids));  // continuation tokens: ids[np..n)
   const int n = int(ids.size());
   Score s;
   if (n == np) return s;

@@ -44,8 +44,9 @@ void save_kd_set(const KdSet& s, const std::string& path);
 KdSet load_kd_set(const std::string& path);
 
 // The token stream the trainer draws windows from: per example BOS + prompt (weight 0) + each target's tokens
-// (its weight) + EOS (weight of the last target). Targets are encoded without BOS and concatenated as ids, so a
-// target's tokens are the same whatever prompt precedes it.
+// (its weight) + EOS (weight of the last target). The example is encoded as one text (prompt + targets), so
+// the targets' tokens are those the model produces after the prompt at inference; a token that straddles a
+// segment boundary belongs to the later segment.
 train::TokenStream kd_stream(const Tokenizer& tok, const KdSet& s);
 
 // Non-empty lines of a text file (prompts, instructions); throws naming the file when there are none.
@@ -56,7 +57,8 @@ std::vector<std::string> read_lines(const std::string& path);
 std::string complete(const Model& m, const std::string& prompt, int max_new, const SamplingOptions& so = {},
                      const std::string& stop = "");
 
-// log p(continuation | prompt) under m by teacher forcing: the sum over continuation tokens and their count.
+// log p(continuation | prompt) under m by teacher forcing: the sum over continuation tokens and their count
+// (prompt + continuation encoded as one text; the tokens past the prompt's own encoding are the continuation).
 struct Score {
   double sum_logp = 0;
   int ntokens = 0;

@@ -118,7 +118,7 @@ const std::vector<std::pair<LowFloat, int>>& LowFloatMatrix::all_formats() {
 }
 
 LowFloatMatrix::LowFloatMatrix(int64_t rows, int64_t cols, LowFloat f, int group)
-    : WeightMatrix(rows, cols), fmt_(f), group_(group) {
+    : RowDecodedMatrix(rows, cols), fmt_(f), group_(group) {
   check(supported_group(group) && rows > 0 && cols > 0, "LowFloatMatrix: unsupported {}x{} group {}", rows, cols,
         group);
   own_codes_.assign(size_t(rows * row_bytes()), 0);
@@ -129,7 +129,7 @@ LowFloatMatrix::LowFloatMatrix(int64_t rows, int64_t cols, LowFloat f, int group
 
 LowFloatMatrix::LowFloatMatrix(int64_t rows, int64_t cols, LowFloat f, int group, const uint8_t* codes,
                                const f16_t* scales, std::shared_ptr<const void> keeper)
-    : WeightMatrix(rows, cols), fmt_(f), group_(group), keeper_(std::move(keeper)), codes_(codes), sc_(scales) {
+    : RowDecodedMatrix(rows, cols), fmt_(f), group_(group), keeper_(std::move(keeper)), codes_(codes), sc_(scales) {
   check(supported_group(group), "LowFloatMatrix: unsupported group {}", group);
 }
 

@@ -71,7 +71,7 @@ std::string OliveMatrix::format_name(int group) {
   return group ? fmt::format("olive4_g{}", group) : std::string("olive4_row");
 }
 
-OliveMatrix::OliveMatrix(int64_t rows, int64_t cols, int group) : WeightMatrix(rows, cols), group_(group) {
+OliveMatrix::OliveMatrix(int64_t rows, int64_t cols, int group) : RowDecodedMatrix(rows, cols), group_(group) {
   check(supported_group(group) && rows > 0 && cols > 0, "OliveMatrix: unsupported {}x{} group {}", rows, cols, group);
   own_codes_.assign(size_t(rows * row_bytes()), 0);
   own_sc_.assign(size_t(rows * ngroups()), 0);
@@ -80,7 +80,7 @@ OliveMatrix::OliveMatrix(int64_t rows, int64_t cols, int group) : WeightMatrix(r
 
 OliveMatrix::OliveMatrix(int64_t rows, int64_t cols, int group, const uint8_t* codes, const f16_t* scales,
                          std::shared_ptr<const void> keeper)
-    : WeightMatrix(rows, cols), group_(group), keeper_(std::move(keeper)), codes_(codes), sc_(scales) {
+    : RowDecodedMatrix(rows, cols), group_(group), keeper_(std::move(keeper)), codes_(codes), sc_(scales) {
   check(supported_group(group), "OliveMatrix: unsupported group {}", group);
 }
 

@@ -63,8 +63,9 @@ double nll_with_eos(const Model& m, const std::string& prompt, const std::string
 }  // namespace
 
 TEST(CotCommon, RationaleAnswerPromptAndPerturbation) {
-  EXPECT_EQ(cot_rationale(" Lily had 3. 3 + 2 = 5. The answer is 5."), " Lily had 3. 3 + 2 = 5.");
-  EXPECT_EQ(cot_rationale(" no answer here"), " no answer here");
+  EXPECT_EQ(cot_rationale(" Lily had 3. 3 + 2 = 5. The answer is 5."), "Lily had 3. 3 + 2 = 5.");
+  EXPECT_EQ(cot_rationale(" no answer here"), "no answer here");
+  EXPECT_EQ(answer_segment(12), "The answer is 12.");
   const auto ps = word_problems(3, 1);
   EXPECT_EQ(answer_given_prompt(ps[0], 7), "Q: " + ps[0].question + " The answer is 7.\nA:");
   std::set<long> seen;
@@ -97,7 +98,7 @@ TEST(CotMagister, KeepsExactlyTheTeacherCoTsWithTheRightAnswer) {
   for (size_t k = 0; k < want.size(); k++) {
     EXPECT_EQ(s.examples[k].prompt, task_prompt(ps[want[k]]));
     ASSERT_EQ(s.examples[k].targets.size(), 1u);
-    EXPECT_EQ(s.examples[k].targets[0].text, reference_solution(ps[want[k]]));
+    EXPECT_EQ(s.examples[k].targets[0].text, cot_segment(reference_solution(ps[want[k]])));
   }
   EXPECT_EQ(s.stats["written"], 30);
   EXPECT_EQ(s.stats["kept"], want.size());
@@ -132,7 +133,7 @@ TEST(FinetuneCot, KeepsTheDistinctRightSamplesOfK) {
   for (const auto& c : log) {
     seeds[c.item].insert(c.seed);
     const auto a = extract_answer(c.out);
-    if (a && *a == ps[c.item].answer) right[c.item].insert(c.out);
+    if (a && *a == ps[c.item].answer) right[c.item].insert(cot_segment(c.out));
   }
   size_t want = 0;
   for (size_t i = 0; i < ps.size(); i++) {
@@ -180,15 +181,16 @@ TEST(StepByStep, TrainedObjectiveIsLabelLossPlusLambdaRationaleLoss) {
   }
   double want = 0;
   for (const WordProblem& p : ps) {
-    const std::string rationale = " " + p.rationale;
-    want += nll_with_eos(*m, task_prompt(p), answer_sentence(p.answer)) +
+    // segments carry no leading space: the tokenizer's prefix "▁" is the space after "A:"
+    const std::string rationale = p.rationale;
+    want += nll_with_eos(*m, task_prompt(p), "The answer is " + std::to_string(p.answer) + ".") +
             lambda * nll_with_eos(*m, "[rationale] " + task_prompt(p), rationale);
   }
   EXPECT_NEAR(objective, want, 1e-4 * want);
   // the label task is the plain task prompt; the rationale task is told apart by its prefix
   EXPECT_EQ(s.examples[0].prompt, task_prompt(ps[0]));
   EXPECT_EQ(s.examples[1].prompt, "[rationale] " + task_prompt(ps[0]));
-  EXPECT_EQ(s.examples[1].targets[0].text, " " + ps[0].rationale);
+  EXPECT_EQ(s.examples[1].targets[0].text, ps[0].rationale);
 }
 
 TEST(MtCot, CropRationalizesWrongCoTsAndWeighsTheTwoTasks) {
@@ -213,12 +215,12 @@ TEST(MtCot, CropRationalizesWrongCoTsAndWeighsTheTwoTasks) {
     k += 2;
     EXPECT_EQ(ans.prompt, "[answer] " + task_prompt(ps[i]));
     ASSERT_EQ(ans.targets.size(), 1u);
-    EXPECT_EQ(ans.targets[0].text, answer_sentence(ps[i].answer));
+    EXPECT_EQ(ans.targets[0].text, answer_segment(ps[i].answer));
     EXPECT_FLOAT_EQ(ans.targets[0].weight, 0.25f);
     EXPECT_EQ(cot.prompt, task_prompt(ps[i]));
     ASSERT_EQ(cot.targets.size(), 2u);
-    EXPECT_EQ(cot.targets[0].text, i % 3 == 0 ? " " + ps[i].rationale : " Because " + ps[i].program);
-    EXPECT_EQ(cot.targets[1].text, answer_sentence(ps[i].answer));
+    EXPECT_EQ(cot.targets[0].text, i % 3 == 0 ? ps[i].rationale : "Because " + ps[i].program);
+    EXPECT_EQ(cot.targets[1].text, answer_segment(ps[i].answer));
     EXPECT_FLOAT_EQ(cot.targets[0].weight, 0.75f);
     EXPECT_FLOAT_EQ(cot.targets[1].weight, 0.75f);
     EXPECT_EQ(cot.meta["source"], i % 3 == 0 ? "cot" : "rationalization");
@@ -264,15 +266,15 @@ TEST(Sslm, TrainsInStagesAndKeepsTheBestDevAccuracy) {
   EXPECT_TRUE(log[2].value("selected", false));
 }
 
-// Each token of SCOTT's decode is the argmax of log p(t|pos) − log p(t|neg) over the tokens with
+// Each token of SCOTT's decode is the argmax of log p(t|pos) + γ (log p(t|pos) − log p(t|neg)) over the tokens with
 // p(t|pos) ≥ plaus · max p(·|pos), recomputed here by full forwards of both prefixes (no shared KV cache);
 // with plaus = 1 only the top token is plausible, so the decode is the greedy one.
 TEST(Scott, ContrastiveDecodeIsThePlausibleContrastArgmax) {
   auto m = load_model(builtin_model());
   const Tokenizer& tok = m->tokenizer();
   const std::string pos = "Once upon a time, there was a little dog", neg = "Once upon a time, there was a big cat";
-  const double plaus = 0.1;
-  const auto out = contrastive_decode(*m, pos, neg, 14, plaus);
+  const double plaus = 0.1, gamma = 2.0;
+  const auto out = contrastive_decode(*m, pos, neg, 14, gamma, plaus);
   ASSERT_FALSE(out.empty());
   const int V = m->cfg.vocab;
   auto last_logp = [&](std::vector<int> ids) {
@@ -296,14 +298,16 @@ TEST(Scott, ContrastiveDecodeIsThePlausibleContrastArgmax) {
     int want = -1;
     double best = -1e300;
     for (int j = 0; j < V; j++)
-      if (a[size_t(j)] >= top + std::log(plaus) && a[size_t(j)] - b[size_t(j)] > best) best = a[size_t(j)] - b[size_t(j)], want = j;
+      if (a[size_t(j)] >= top + std::log(plaus) && a[size_t(j)] + gamma * (a[size_t(j)] - b[size_t(j)]) > best)
+        best = a[size_t(j)] + gamma * (a[size_t(j)] - b[size_t(j)]), want = j;
     EXPECT_EQ(id, want);
     differs_from_greedy += a[size_t(id)] < top;
     p.push_back(id), n.push_back(id);
   }
   EXPECT_GT(differs_from_greedy, 0) << "the contrast never changed a token: the test would not see a wrong sign";
   const auto g = generate(*m, tok.encode(pos, true), 14, {}).ids;
-  EXPECT_EQ(contrastive_decode(*m, pos, neg, 14, 1.0), g);
+  EXPECT_EQ(contrastive_decode(*m, pos, neg, 14, gamma, 1.0), g);
+  EXPECT_EQ(contrastive_decode(*m, pos, neg, 14, 0.0, 0.1), g);  // γ = 0: the teacher's own greedy choice
 }
 
 TEST(Scott, CounterfactualExamplesScoreOnlyThePerturbedAnswer) {
@@ -322,18 +326,18 @@ TEST(Scott, CounterfactualExamplesScoreOnlyThePerturbedAnswer) {
     EXPECT_EQ(asked[2 * i], std::make_pair(gold, wrong));   // factual: a* contrasted with a'
     EXPECT_EQ(asked[2 * i + 1], std::make_pair(wrong, gold));  // counterfactual: a' contrasted with a*
     EXPECT_NE(wrong, gold);
-    EXPECT_EQ(f.targets[0].text, fmt::format(" {} gives {} not {}.", ps[i].program, gold, wrong));
-    EXPECT_EQ(f.targets[1].text, answer_sentence(gold));
+    EXPECT_EQ(f.targets[0].text, fmt::format("{} gives {} not {}.", ps[i].program, gold, wrong));
+    EXPECT_EQ(f.targets[1].text, answer_segment(gold));
     EXPECT_FLOAT_EQ(f.targets[0].weight, 1.f);
     EXPECT_EQ(cf.prompt, task_prompt(ps[i]));
-    EXPECT_EQ(cf.targets[1].text, answer_sentence(wrong));
+    EXPECT_EQ(cf.targets[1].text, answer_segment(wrong));
     EXPECT_FLOAT_EQ(cf.targets[0].weight, 0.f);
     EXPECT_FLOAT_EQ(cf.targets[1].weight, 0.5f);
     // in the token stream, the counterfactual rationale is context: only the answer (and EOS) is scored
     KdSet one;
     one.examples = {cf};
     const auto st = kd_stream(m->tokenizer(), one);
-    const size_t n_ans = m->tokenizer().encode(answer_sentence(wrong), false).size();
+    const size_t n_ans = m->tokenizer().encode(answer_segment(wrong), false).size();
     size_t scored = 0;
     for (float w : st.weight) scored += w > 0;
     EXPECT_EQ(scored, n_ans + 1);

@@ -24,10 +24,17 @@ bool cot_correct(const std::string& text, const WordProblem& p) {
   return a && *a == p.answer;
 }
 
+std::string cot_segment(const std::string& text) {
+  const size_t k = text.find_first_not_of(' ');
+  return k == std::string::npos ? std::string() : text.substr(k);
+}
+
+std::string answer_segment(long answer) { return cot_segment(answer_sentence(answer)); }
+
 std::string cot_rationale(const std::string& text) {
   size_t k = text.rfind("The answer is");
   if (k == std::string::npos) k = text.size();
-  std::string r = text.substr(0, k);
+  std::string r = cot_segment(text.substr(0, k));
   while (!r.empty() && (r.back() == ' ' || r.back() == '\n')) r.pop_back();
   return r;
 }

@@ -29,8 +29,15 @@ const std::vector<WordProblem>& cot_problems(const KdContext& ctx, const char* r
 // The teacher's solution states the gold answer (extract_answer == p.answer).
 bool cot_correct(const std::string& text, const WordProblem& p);
 
-// The rationale of a solution: the text before its last "The answer is" (trailing spaces removed, the leading
-// space kept); the whole text when it states no answer.
+// A target segment's text: leading spaces removed. kd_stream encodes every segment on its own and the tokenizer
+// prepends "▁" to it, which already stands for the space between segments (" The" would become "▁▁The", a token
+// pair the teacher never writes).
+std::string cot_segment(const std::string& text);
+// The answer segment: cot_segment(answer_sentence(answer)) = "The answer is N.".
+std::string answer_segment(long answer);
+
+// The rationale of a solution as a segment: the text before its last "The answer is", trailing and leading spaces
+// removed; the whole text when it states no answer.
 std::string cot_rationale(const std::string& text);
 
 // The teacher prompt with the answer given (rationalization, Li et al. 2022; SCOTT's answer-conditioned

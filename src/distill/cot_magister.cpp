@@ -15,7 +15,7 @@ KdSet magister_set(const std::vector<WordProblem>& ps, const CotWriter& teacher)
     if (!cot_correct(cot, p)) continue;
     KdExample e;
     e.prompt = prompt;
-    e.targets.push_back({cot, 1.0f, "cot"});
+    e.targets.push_back({cot_segment(cot), 1.0f, "cot"});
     s.examples.push_back(std::move(e));
   }
   s.stats = {{"written", ps.size()}, {"kept", s.examples.size()}, {"teacher_calls", ps.size()}};

@@ -44,10 +44,10 @@ std::unique_ptr<Model> sslm_stages(const Model& student, const KdSet& data, int 
 KdResult sslm_recipe(const KdContext& ctx);
 
 // SCOTT's contrastive decoding: greedy over the plausible tokens (p(t | pos) ≥ plaus · max p(· | pos)) of
-// log p(t | pos_prompt, t<i) − log p(t | neg_prompt, t<i), both prompts continued with the same tokens through
+// log p(t | pos, t<i) + γ · [log p(t | pos, t<i) − log p(t | neg, t<i)], both prompts continued with the same tokens through
 // their own KV caches; stops at EOS/BOS, max_new, or once the text holds a blank line or "The answer is".
 std::vector<int> contrastive_decode(const Model& m, const std::string& pos_prompt, const std::string& neg_prompt,
-                                    int max_new, double plaus);
+                                    int max_new, double gamma, double plaus);
 // rationale(p, a, a') → the rationale for answer a contrasted with a'. Per problem: the factual example
 // (rationale for a* → a*) and, when cf_weight > 0, the counterfactual one (rationale for a' as unscored context
 // → a', weight cf_weight).

@@ -24,7 +24,7 @@ KdSet finetune_cot_set(const std::vector<WordProblem>& ps, const CotWriter& teac
       if (!seen.insert(cot).second) continue;
       KdExample e;
       e.prompt = prompt;
-      e.targets.push_back({cot, 1.0f, "cot"});
+      e.targets.push_back({cot_segment(cot), 1.0f, "cot"});
       e.meta["sample"] = k;
       s.examples.push_back(std::move(e));
     }

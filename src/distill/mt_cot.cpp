@@ -33,11 +33,11 @@ KdSet mt_cot_set(const std::vector<WordProblem>& ps, const CotWriter& teacher, d
     (source[0] == 'c' ? direct : rationalized)++;
     KdExample ans;
     ans.prompt = answer_prefix + prompt;
-    ans.targets.push_back({answer_sentence(p.answer), wa, "answer"});
+    ans.targets.push_back({answer_segment(p.answer), wa, "answer"});
     KdExample cot;
     cot.prompt = prompt;
     cot.targets.push_back({cot_rationale(expl), we, "explanation"});
-    cot.targets.push_back({answer_sentence(p.answer), we, "answer"});
+    cot.targets.push_back({answer_segment(p.answer), we, "answer"});
     cot.meta["source"] = source;
     if (wa > 0) s.examples.push_back(std::move(ans));
     if (we > 0) s.examples.push_back(std::move(cot));

@@ -20,10 +20,10 @@ KdSet step_by_step_set(const std::vector<WordProblem>& ps, const CotWriter& teac
     const std::string prompt = task_prompt(p);
     KdExample label;
     label.prompt = label_prefix + prompt;
-    label.targets.push_back({answer_sentence(p.answer), 1.0f, "label"});
+    label.targets.push_back({answer_segment(p.answer), 1.0f, "label"});
     s.examples.push_back(std::move(label));
     const std::string rationale = cot_rationale(teacher(prompt, {}));
-    if (rationale.find_first_not_of(' ') == std::string::npos || lambda <= 0) continue;
+    if (rationale.empty() || lambda <= 0) continue;
     KdExample r;
     r.prompt = rationale_prefix + prompt;
     r.targets.push_back({rationale, float(lambda), "rationale"});

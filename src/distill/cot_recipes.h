@@ -45,7 +45,8 @@ KdResult sslm_recipe(const KdContext& ctx);
 
 // SCOTT's contrastive decoding: greedy over the plausible tokens (p(t | pos) ≥ plaus · max p(· | pos)) of
 // log p(t | pos, t<i) + γ · [log p(t | pos, t<i) − log p(t | neg, t<i)], both prompts continued with the same tokens through
-// their own KV caches; stops at EOS/BOS, max_new, or once the text holds a blank line or "The answer is".
+// their own KV caches; stops at EOS/BOS, max_new, or once the text holds a newline (a solution is one line) or
+// "The answer is".
 std::vector<int> contrastive_decode(const Model& m, const std::string& pos_prompt, const std::string& neg_prompt,
                                     int max_new, double gamma, double plaus);
 // rationale(p, a, a') → the rationale for answer a contrasted with a'. Per problem: the factual example

@@ -69,7 +69,7 @@ std::vector<int> contrastive_decode(const Model& m, const std::string& pos_promp
     if (t == m.cfg.bos_id || t == m.cfg.eos_id) break;
     out.push_back(t);
     const std::string text = tok.decode(out);
-    if (text.find("\n\n") != std::string::npos || text.find("The answer is") != std::string::npos) break;
+    if (text.find('\n') != std::string::npos || text.find("The answer is") != std::string::npos) break;
     if (i + 1 == n) break;
     fp.tokens(&t, 1, cp, zp.data(), true);
     fn.tokens(&t, 1, cn, zn.data(), true);

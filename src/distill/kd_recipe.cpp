@@ -11,6 +11,7 @@
 #include "distill/selective_reflection.h"
 #include "distill/socratic.h"
 #include "distill/tdig.h"
+#include "distill/cot_recipes.h"
 
 namespace lmp::distill {
 
@@ -135,6 +136,15 @@ const std::vector<KdRecipeInfo>& kd_recipe_table() {
       {"tdig", "cot", "TDIG: right teacher samples + correct prefixes of wrong ones at a smaller weight", tdig_recipe},
       {"selective_reflection", "cot", "Selective Reflection-Tuning: teacher rewrites, the student keeps by IFD",
        selective_reflection_recipe},
+      {"cot_magister", "cot", "Magister 2023: teacher's greedy chain of thought, kept when its answer is right",
+       cot_magister_recipe},
+      {"finetune_cot", "cot", "Fine-tune-CoT (Ho 2023): samples=K sampled CoTs per problem, right ones, deduplicated",
+       finetune_cot_recipe},
+      {"step_by_step", "cot", "Distilling step-by-step (Hsieh 2023): answer + rationale tasks, L = L_label + lambda L_rat",
+       step_by_step_recipe},
+      {"mt_cot", "cot", "MT-CoT (Li 2022): CROP explanations; answer task (alpha) + CoT task (1 - alpha)", mt_cot_recipe},
+      {"sslm", "cot", "Fu 2023: specialise on task CoT in stages, keep the best dev-accuracy student", sslm_recipe},
+      {"scott", "cot", "SCOTT (Wang 2023): contrastive-decoded rationales + counterfactual training", scott_recipe},
   };
   return t;
 }

@@ -128,7 +128,14 @@ std::string complete(const Model& m, const std::string& prompt, int max_new, con
                      const std::string& stop) {
   const Tokenizer& tok = m.tokenizer();
   // Generation runs to max_new (generate has no early exit); the stop string cuts the decoded text afterwards.
-  std::string text = tok.decode(generate(m, tok.encode(prompt, true), max_new, so).ids);
+  // The continuation is decoded after the prompt, so it keeps its leading space ("A:" → " Lily ..."): decoders
+  // drop a text's initial space, and prompt + completion must read as the text the model produced.
+  std::vector<int> ids = tok.encode(prompt, true);
+  const std::string head = tok.decode(ids);
+  const std::vector<int> gen = generate(m, ids, max_new, so).ids;
+  ids.insert(ids.end(), gen.begin(), gen.end());
+  std::string text = tok.decode(ids);
+  text = text.compare(0, head.size(), head) == 0 ? text.substr(head.size()) : tok.decode(gen);
   if (!stop.empty()) {
     const size_t k = text.find(stop);
     if (k != std::string::npos) text.resize(k);

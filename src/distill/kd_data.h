@@ -54,6 +54,7 @@ std::vector<std::string> read_lines(const std::string& path);
 
 // The teacher (or any model) continues `prompt` for up to max_new tokens (greedy unless so.temperature > 0);
 // stops at EOS/BOS and, when stop is non-empty, at the first token whose text contains it (kept out of the result).
+// The result is the text that follows the prompt, leading space included (prompt + result = what the model wrote).
 std::string complete(const Model& m, const std::string& prompt, int max_new, const SamplingOptions& so = {},
                      const std::string& stop = "");
 

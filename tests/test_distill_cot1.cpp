@@ -65,8 +65,8 @@ double nll_with_eos(const Model& m, const std::string& prompt, const std::string
 }  // namespace
 
 TEST(CotCommon, RationaleAnswerPromptAndPerturbation) {
-  EXPECT_EQ(cot_rationale(" Lily had 3. 3 + 2 = 5. The answer is 5."), "Lily had 3. 3 + 2 = 5.");
-  EXPECT_EQ(cot_rationale(" no answer here"), "no answer here");
+  EXPECT_EQ(cot_rationale("Lily had 3. 3 + 2 = 5. The answer is 5."), " Lily had 3. 3 + 2 = 5.");
+  EXPECT_EQ(cot_rationale("  no answer here"), " no answer here");
   EXPECT_EQ(answer_segment(12), " The answer is 12.");
   const auto ps = word_problems(3, 1);
   EXPECT_EQ(answer_given_prompt(ps[0], 7), "Q: " + ps[0].question + " The answer is 7.\nA:");
@@ -221,7 +221,7 @@ TEST(MtCot, CropRationalizesWrongCoTsAndWeighsTheTwoTasks) {
     EXPECT_FLOAT_EQ(ans.targets[0].weight, 0.25f);
     EXPECT_EQ(cot.prompt, task_prompt(ps[i]));
     ASSERT_EQ(cot.targets.size(), 2u);
-    EXPECT_EQ(cot.targets[0].text, i % 3 == 0 ? ps[i].rationale : "Because " + ps[i].program);
+    EXPECT_EQ(cot.targets[0].text, i % 3 == 0 ? " " + ps[i].rationale : " Because " + ps[i].program);
     EXPECT_EQ(cot.targets[1].text, answer_segment(ps[i].answer));
     EXPECT_FLOAT_EQ(cot.targets[0].weight, 0.75f);
     EXPECT_FLOAT_EQ(cot.targets[1].weight, 0.75f);

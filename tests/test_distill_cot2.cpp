@@ -240,7 +240,9 @@ TEST(Tdig, NegativeSamplesKeepExactlyTheStepsBeforeTheFirstError) {
   s.recipe = "tdig";
   s.examples = {*neg};
   const train::TokenStream st = kd_stream(tok, s);
-  const auto np = tok.encode(it.prompt, true).size(), nt = tok.encode(" Lily had 3 apples. She got 2 more.", false).size();
+  // the prefix's tokens: what the prompt's text gains with it (kd_stream encodes each example as one text)
+  const auto np = tok.encode(it.prompt, true).size(),
+             nt = tok.encode(it.prompt + " Lily had 3 apples. She got 2 more.", true).size() - np;
   ASSERT_EQ(st.ids.size(), np + nt + 1);
   for (size_t i = 0; i < st.ids.size(); i++) EXPECT_FLOAT_EQ(st.weight[i], i < np || i == np + nt ? 0.0f : 0.3f) << i;
   EXPECT_EQ(st.ids.back(), tok.eos_id());
@@ -269,7 +271,7 @@ TEST(SelectiveReflection, StudentKeepsTheVersionItsIfdPrefers) {
       double st[2];
       for (int k = 0; k < 2; k++) {
         const std::string& r = k ? refl[i] : orig[i];
-        st[k] = sel == "ifd" ? nll(*m, prompts[i], r) / nll(*m, "", r) : nll(*m, r, prompts[i]) / nll(*m, "", prompts[i]);
+        st[k] = sel == "ifd" ? nll(*m, prompts[i], r) / nll(*m, "", r) : nll(*m, r + "\n", prompts[i]) / nll(*m, "", prompts[i]);
       }
       int want = -1;
       for (int k = 0; k < 2; k++)

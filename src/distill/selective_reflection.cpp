@@ -15,7 +15,7 @@ double ifd_score(const Model& student, const std::string& q, const std::string& 
 
 double rifd_score(const Model& student, const std::string& q, const std::string& r) {
   const double plain = mean_nll(student, "", q);
-  return plain > 0 ? mean_nll(student, r, q) / plain : 1.0;
+  return plain > 0 ? mean_nll(student, r + "\n", q) / plain : 1.0;  // q read after r (on a new line)
 }
 
 std::string reflect_response(const Model& teacher, const std::string& prompt, const std::string& draft, int max_new,

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "core/half.h"
+#include "kernels/weight_registry.h"
 
 namespace lmp {
 
@@ -212,12 +213,8 @@ WeightPtr load_lowfloat(const TensorSource& src, const std::string& prefix, cons
         "{}: {}: unsupported low-bit float spec {}", src.where(), prefix, spec.dump());
   const int64_t rb = lowfloat_spec(f).bits() == 4 ? (cols + 1) / 2 : cols;
   const int64_t gs = group ? group : cols, ng = (cols + gs - 1) / gs;
-  auto get = [&](const char* part, DType dt, int64_t c) -> const uint8_t* {
-    const TensorView& t = src.get(prefix + "." + part);
-    check(t.dtype == dt && t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == c,
-          "{}: tensor {} is {} [{}], want {} [{}, {}]", src.where(), t.name, dtype_name(t.dtype),
-          fmt::join(t.shape, ", "), dtype_name(dt), rows, c);
-    return t.data;
+  auto get = [&](const char* part, DType dt, int64_t c) {
+    return stored_tensor(src, prefix + "." + part, dt, {rows, c});
   };
   const uint8_t* codes = get("qweight", DType::U8, rb);
   const uint8_t* sc = get("scales", DType::F16, ng);

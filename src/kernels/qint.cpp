@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/weight_registry.h"
 
 namespace lmp {
 
@@ -205,12 +206,8 @@ WeightPtr load_qint(const TensorSource& src, const std::string& prefix, const nl
         src.where(), prefix, spec.dump(), spec.value("format", ""), QIntMatrix::format_name(g));
   check(spec.value("layout", "qk64") == "qk64", "{}: {}: unknown code layout in {}", src.where(), prefix, spec.dump());
   const int64_t ng = g.ngroups(cols), rb = (cols + QK - 1) / QK * qblock_bytes(g.bits);
-  auto get = [&](const char* part, DType dt, int64_t c) -> const uint8_t* {
-    const TensorView& t = src.get(prefix + "." + part);
-    check(t.dtype == dt && t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == c,
-          "{}: tensor {} is {} [{}], want {} [{}, {}]", src.where(), t.name, dtype_name(t.dtype),
-          fmt::join(t.shape, ", "), dtype_name(dt), rows, c);
-    return t.data;
+  auto get = [&](const char* part, DType dt, int64_t c) {
+    return stored_tensor(src, prefix + "." + part, dt, {rows, c});
   };
   const uint8_t* codes = get("qweight", DType::U8, rb);
   const uint8_t* scales = get("scales", DType::F16, ng);

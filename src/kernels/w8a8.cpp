@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/weight_registry.h"
 
 namespace lmp {
 
@@ -108,12 +109,8 @@ WeightPtr load_w8a8(const TensorSource& src, const std::string& prefix, const nl
   check(spec.value("layout", "") == "p16k4", "{}: {}: unknown w8a8 layout in {}", src.where(), prefix, spec.dump());
   const int64_t P = (rows + W8_PANEL - 1) / W8_PANEL, K4 = (cols + W8_KC - 1) / W8_KC;
   const int64_t gs = group > 0 ? group : cols, ng = (cols + gs - 1) / gs;
-  auto get = [&](const char* part, DType dt, int64_t r, int64_t c) -> const uint8_t* {
-    const TensorView& t = src.get(prefix + "." + part);
-    check(t.dtype == dt && t.shape.size() == 2 && t.shape[0] == r && t.shape[1] == c,
-          "{}: tensor {} is {} [{}], want {} [{}, {}]", src.where(), t.name, dtype_name(t.dtype),
-          fmt::join(t.shape, ", "), dtype_name(dt), r, c);
-    return t.data;
+  auto get = [&](const char* part, DType dt, int64_t r, int64_t c) {
+    return stored_tensor(src, prefix + "." + part, dt, {r, c});
   };
   const uint8_t* qw = get("qweight", DType::I8, P, K4 * 64);
   const uint8_t* sc = get("scales", DType::F16, rows, ng);

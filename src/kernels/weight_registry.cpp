@@ -40,6 +40,13 @@ void expect_tensor(const TensorSource& src, const TensorView& t, DType d, const 
         dtype_name(t.dtype), fmt::join(t.shape, ", "), dtype_name(d), fmt::join(shape, ", "));
 }
 
+const uint8_t* stored_tensor(const TensorSource& src, const std::string& name, DType d,
+                             const std::vector<int64_t>& shape) {
+  const TensorView& t = src.get(name);
+  expect_tensor(src, t, d, shape);
+  return t.data;
+}
+
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix) {
   const TensorView& t = src.get(prefix + ".weight");
   check(t.shape.size() == 2, "{}: tensor {} is not a matrix (rank {})", src.where(), t.name, t.shape.size());

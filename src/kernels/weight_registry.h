@@ -27,5 +27,8 @@ WeightPtr load_inner_weight(const TensorSource& src, const std::string& prefix, 
 WeightPtr load_dense_weight(const TensorSource& src, const std::string& prefix);
 // Loaders' check of one stored tensor: throws lmp::Error naming src.where() unless t is dtype d of this shape.
 void expect_tensor(const TensorSource& src, const TensorView& t, DType d, const std::vector<int64_t>& shape);
+// src.get(name) checked by expect_tensor; its bytes.
+const uint8_t* stored_tensor(const TensorSource& src, const std::string& name, DType d,
+                             const std::vector<int64_t>& shape);
 
 }  // namespace lmp

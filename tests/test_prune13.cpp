@@ -25,22 +25,6 @@ using namespace lmp;
 
 namespace {
 
-Samples random_samples(int n, int L, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Samples s(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(L)));
-  for (auto& x : s)
-    for (auto& id : x) id = int(rng() % uint32_t(vocab));
-  return s;
-}
-
-std::vector<float> logits_of(const Model& m, const std::vector<int>& ids) {
-  Forward fw(m);
-  KVCache cache(m.cfg, int(ids.size()));
-  std::vector<float> out(ids.size() * size_t(m.cfg.vocab));
-  fw.tokens(ids.data(), int(ids.size()), cache, out.data());
-  return out;
-}
-
 // Brute force: the lowest pruned mass over all ways to split the 8 columns of S into two groups of 4 (2:4).
 double best_split_mass(const float* S, int64_t rows) {
   double best = 1e300;
@@ -163,7 +147,7 @@ TEST(Esparse, TinyModelRecipeStoredAndReloaded) {
   test::write_tiny_model(dir + "/m", ts);
   auto m = load_model(dir + "/m");
   auto mod = make_modifier({{"modifier", "esparse"}, {"nm", "2:4"}, {"block", 16}});
-  run_sequential(*m, random_samples(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
+  run_sequential(*m, test::random_tokens(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
   int permuted = 0;
   for (const auto& b : m->blocks)
     for (const auto& l : b.lin) {
@@ -174,12 +158,12 @@ TEST(Esparse, TinyModelRecipeStoredAndReloaded) {
       EXPECT_EQ(std::count(d.begin(), d.end(), 0.0f), int64_t(d.size()) / 2);
     }
   EXPECT_GT(permuted, 0);
-  const std::vector<int> ids = random_samples(1, 20, ts.vocab, 9)[0];
-  std::vector<float> a = logits_of(*m, ids);
+  const std::vector<int> ids = test::random_tokens(1, 20, ts.vocab, 9)[0];
+  std::vector<float> a = test::prefill_logits(*m, ids);
   save_model(*m, dir + "/out");
   auto back = load_model(dir + "/out");
   EXPECT_EQ(back->blocks[0].lin[0].w->format(), m->blocks[0].lin[0].w->format());
-  EXPECT_EQ(logits_of(*back, ids), a);
+  EXPECT_EQ(test::prefill_logits(*back, ids), a);
   EXPECT_THROW(make_modifier({{"modifier", "esparse"}, {"sparsity", 0.5}}), Error);
 }
 
@@ -270,7 +254,7 @@ TEST(Samsp, TinyModelCountsZerosExactly) {
   SCOPED_TRACE(mask);
   auto m = load_model(dir + "/m");
   auto mod = make_modifier({{"modifier", "samsp"}, {"sparsity", 0.6}, {"delta", 0.2}, {"mask", mask}});
-  run_sequential(*m, random_samples(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
+  run_sequential(*m, test::random_tokens(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
   int64_t zeros = 0, total = 0;
   std::vector<double> sp;
   for (const auto& b : m->blocks)
@@ -317,7 +301,7 @@ TEST(Gum, ShrunkModelEqualsMaskedDense) {
   test::write_tiny_model(dir + "/m", ts);
   auto m = load_model(dir + "/m"), masked = load_model(dir + "/m");
   auto mod = make_modifier({{"modifier", "gum"}, {"sparsity", 0.25}});
-  run_sequential(*m, random_samples(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
+  run_sequential(*m, test::random_tokens(4, 32, ts.vocab, 1), {mod.get()}, PipelineOptions{.progress = false});
   for (int l = 0; l < ts.layers; l++) {
     const Linear& g = m->blocks[size_t(l)].at(LinearKind::Gate);
     ASSERT_EQ(g.out(), ts.ffn - ts.ffn / 4);
@@ -336,13 +320,13 @@ TEST(Gum, ShrunkModelEqualsMaskedDense) {
         if (!kept[size_t(j)]) Wd[size_t(r * ts.ffn + j)] = 0;
     down.w = std::make_unique<DenseF32>(int64_t(ts.hidden), int64_t(ts.ffn), std::move(Wd));
   }
-  const std::vector<int> ids = random_samples(1, 20, ts.vocab, 9)[0];
-  std::vector<float> a = logits_of(*m, ids), b = logits_of(*masked, ids);
+  const std::vector<int> ids = test::random_tokens(1, 20, ts.vocab, 9)[0];
+  std::vector<float> a = test::prefill_logits(*m, ids), b = test::prefill_logits(*masked, ids);
   EXPECT_LT(test::max_abs_diff(a.data(), b.data(), a.size()), 1e-4);
   save_model(*m, dir + "/out");
   auto back = load_model(dir + "/out");
   EXPECT_EQ(back->cfg.ffn(0), ts.ffn - ts.ffn / 4);
-  EXPECT_EQ(logits_of(*back, ids), a);
+  EXPECT_EQ(test::prefill_logits(*back, ids), a);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -21,22 +21,6 @@ namespace {
 
 using test::max_abs_diff;
 
-Samples random_samples(int n, int L, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  Samples s(static_cast<size_t>(n), std::vector<int>(static_cast<size_t>(L)));
-  for (auto& x : s)
-    for (auto& id : x) id = int(rng() % uint32_t(vocab));
-  return s;
-}
-
-std::vector<float> logits_of(const Model& m, const std::vector<int>& ids) {
-  Forward fw(m);
-  KVCache cache(m.cfg, int(ids.size()));
-  std::vector<float> out(ids.size() * size_t(m.cfg.vocab));
-  fw.tokens(ids.data(), int(ids.size()), cache, out.data());
-  return out;
-}
-
 std::unique_ptr<Model> tiny(const std::string& tag, test::TinySpec spec = {}) {
   std::string dir = test::temp_dir(tag);
   test::write_tiny_model(dir, spec);
@@ -63,15 +47,15 @@ TEST(SliceGpt, RotationAloneLeavesLogitsUnchanged) {
     test::TinySpec s = spec3();
     s.tied = tied;
     auto m = tiny(tied ? "sg_inv_tied" : "sg_inv", s);
-    std::vector<int> ids = random_samples(1, 24, s.vocab, 7)[0];
-    std::vector<float> ref = logits_of(*m, ids);
-    SliceGptReport r = slicegpt(*m, random_samples(4, 16, s.vocab, 3), 0.0, false);
+    std::vector<int> ids = test::random_tokens(1, 24, s.vocab, 7)[0];
+    std::vector<float> ref = test::prefill_logits(*m, ids);
+    SliceGptReport r = slicegpt(*m, test::random_tokens(4, 16, s.vocab, 3), 0.0, false);
     EXPECT_EQ(r.hidden_after, 32);
     EXPECT_TRUE(m->cfg.residual_shortcuts);
-    std::vector<float> got = logits_of(*m, ids);
+    std::vector<float> got = test::prefill_logits(*m, ids);
     EXPECT_LT(max_abs_diff(got.data(), ref.data(), ref.size()), 1e-4) << "tied=" << tied;
     auto back = round_trip(*m, "sg_inv_rt");
-    std::vector<float> got2 = logits_of(*back, ids);
+    std::vector<float> got2 = test::prefill_logits(*back, ids);
     EXPECT_EQ(max_abs_diff(got2.data(), got.data(), got.size()), 0.0);
   }
 }
@@ -80,29 +64,29 @@ TEST(SliceGpt, QwenBiasesSurviveRotation) {
   test::TinySpec s = spec3();
   s.arch = "Qwen2ForCausalLM";
   auto m = tiny("sg_qwen", s);
-  std::vector<int> ids = random_samples(1, 20, s.vocab, 9)[0];
-  std::vector<float> ref = logits_of(*m, ids);
-  slicegpt(*m, random_samples(4, 16, s.vocab, 4), 0.0, false);
-  std::vector<float> got = logits_of(*m, ids);
+  std::vector<int> ids = test::random_tokens(1, 20, s.vocab, 9)[0];
+  std::vector<float> ref = test::prefill_logits(*m, ids);
+  slicegpt(*m, test::random_tokens(4, 16, s.vocab, 4), 0.0, false);
+  std::vector<float> got = test::prefill_logits(*m, ids);
   EXPECT_LT(max_abs_diff(got.data(), ref.data(), ref.size()), 1e-4);
 }
 
 TEST(SliceGpt, SlicedShapesParamsAndRoundTrip) {
   test::TinySpec s = spec3();
   auto m = tiny("sg_slice", s);
-  slicegpt(*m, random_samples(8, 16, s.vocab, 5), 0.25, false);
+  slicegpt(*m, test::random_tokens(8, 16, s.vocab, 5), 0.25, false);
   const int64_t Cp = 24, V = 64, hs = 8;
   EXPECT_EQ(m->cfg.hidden, Cp);
   EXPECT_FALSE(m->cfg.tie_embeddings);
   // embedding + head (untied) + final norm + per block: 2 norms, q/k/v/o, gate/up/down, 2 shortcuts.
   const int64_t per_block = 2 * Cp + (4 * hs) * Cp * 2 + (2 * hs) * Cp * 2 + 48 * Cp * 3 + 2 * Cp * Cp;
   EXPECT_EQ(m->n_params(), 2 * V * Cp + Cp + 3 * per_block);
-  std::vector<int> ids = random_samples(1, 20, s.vocab, 11)[0];
-  std::vector<float> a = logits_of(*m, ids);
+  std::vector<int> ids = test::random_tokens(1, 20, s.vocab, 11)[0];
+  std::vector<float> a = test::prefill_logits(*m, ids);
   for (float x : a) ASSERT_TRUE(std::isfinite(x));
   auto back = round_trip(*m, "sg_slice_rt");
   EXPECT_EQ(back->cfg.hidden, Cp);
-  std::vector<float> b = logits_of(*back, ids);
+  std::vector<float> b = test::prefill_logits(*back, ids);
   EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0);
 }
 
@@ -128,7 +112,7 @@ TEST(Flap, ParameterCountMatchesPlanAndWidths) {
   auto m = tiny("flap_params", s);
   auto orig = tiny("flap_params_orig", s);
   const int64_t before = m->n_params();
-  FlapPlan p = flap_prune(*m, random_samples(6, 16, s.vocab, 1), 0.3, true, FlapScope::Layer, false);
+  FlapPlan p = flap_prune(*m, test::random_tokens(6, 16, s.vocab, 1), 0.3, true, FlapScope::Layer, false);
   EXPECT_GT(p.removed_params, 0);
   EXPECT_LE(std::abs(p.removed_params - p.target_params), 8 * 32 * 3);  // within half the largest unit
   int biases = 0;
@@ -141,12 +125,12 @@ TEST(Flap, ParameterCountMatchesPlanAndWidths) {
   EXPECT_EQ(m->n_params(), expected_params(*m, *orig));
   EXPECT_EQ(m->n_params(), before - p.removed_params + biases * 32);
   // Round trip keeps per-layer widths and the o/down biases.
-  std::vector<int> ids = random_samples(1, 20, s.vocab, 2)[0];
-  std::vector<float> a = logits_of(*m, ids);
+  std::vector<int> ids = test::random_tokens(1, 20, s.vocab, 2)[0];
+  std::vector<float> a = test::prefill_logits(*m, ids);
   auto back = round_trip(*m, "flap_rt");
   EXPECT_EQ(back->n_params(), m->n_params());
   EXPECT_EQ(back->cfg.layer_kv_heads, m->cfg.layer_kv_heads);
-  std::vector<float> b = logits_of(*back, ids);
+  std::vector<float> b = test::prefill_logits(*back, ids);
   EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0);
   // Decoding token by token through the (per-layer sized) KV cache equals the batched forward.
   Forward fw(*back);
@@ -161,7 +145,7 @@ TEST(Flap, ParameterCountMatchesPlanAndWidths) {
 TEST(Flap, BiasCompensationReducesBlockOutputError) {
   test::TinySpec s = spec3();
   auto orig = tiny("flap_bc", s);
-  Samples calib = random_samples(8, 16, s.vocab, 21);
+  Samples calib = test::random_tokens(8, 16, s.vocab, 21);
   FlapStats st = flap_statistics(*orig, calib, false);
   FlapPlan p = flap_plan(*orig, st, 0.4);
   auto with = tiny("flap_bc_with", s), without = tiny("flap_bc_without", s);
@@ -194,7 +178,7 @@ TEST(Flap, BiasCompensationReducesBlockOutputError) {
 TEST(Flap, BadInputs) {
   test::TinySpec s = spec3();
   auto m = tiny("flap_bad", s);
-  Samples calib = random_samples(2, 8, s.vocab, 1);
+  Samples calib = test::random_tokens(2, 8, s.vocab, 1);
   FlapStats st = flap_statistics(*m, calib, false);
   EXPECT_THROW(flap_plan(*m, st, 0.0), Error);
   EXPECT_THROW(flap_plan(*m, st, 1.0), Error);
@@ -226,7 +210,7 @@ TEST(Flap, BadInputs) {
 TEST(Depth, RemovedBlockEqualsSkippingIt) {
   test::TinySpec s = spec3();
   auto orig = tiny("depth_skip", s);
-  std::vector<int> ids = random_samples(1, 20, s.vocab, 5)[0];
+  std::vector<int> ids = test::random_tokens(1, 20, s.vocab, 5)[0];
   const int L = int(ids.size()), C = s.hidden, V = s.vocab;
   for (int skip = 0; skip < 3; skip++) {
     // Reference: the original model's forward with block `skip` not run.
@@ -240,11 +224,11 @@ TEST(Depth, RemovedBlockEqualsSkippingIt) {
     auto m = tiny("depth_skip_m", s);
     remove_blocks(*m, {skip});
     EXPECT_EQ(m->cfg.n_layers, 2);
-    std::vector<float> got = logits_of(*m, ids);
+    std::vector<float> got = test::prefill_logits(*m, ids);
     EXPECT_EQ(max_abs_diff(got.data(), ref.data(), ref.size()), 0.0) << "skip " << skip;
     auto back = round_trip(*m, "depth_rt");
     EXPECT_EQ(back->cfg.n_layers, 2);
-    std::vector<float> got2 = logits_of(*back, ids);
+    std::vector<float> got2 = test::prefill_logits(*back, ids);
     EXPECT_EQ(max_abs_diff(got2.data(), ref.data(), ref.size()), 0.0);
   }
 }
@@ -252,7 +236,7 @@ TEST(Depth, RemovedBlockEqualsSkippingIt) {
 TEST(Depth, RemovesTheBlockWhoseAbsenceHurtsLeast) {
   test::TinySpec s = spec3();
   auto m = tiny("depth_rank", s);
-  Samples calib = random_samples(4, 16, s.vocab, 8);
+  Samples calib = test::random_tokens(4, 16, s.vocab, 8);
   const int64_t before = m->n_params();
   DepthReport r = depth_prune(*m, calib, 0.34, false);
   ASSERT_EQ(r.nll_without.size(), 3u);
@@ -283,8 +267,8 @@ TEST(SliceGpt, BadInputs) {
   EXPECT_THROW(sliced_width(32, 0.99), Error);  // width 0
   EXPECT_EQ(sliced_width(64, 0.25), 48);
   auto m = tiny("sg_bad", spec3());
-  slicegpt(*m, random_samples(2, 8, 64, 1), 0.25, false);
-  EXPECT_THROW(slicegpt(*m, random_samples(2, 8, 64, 1), 0.25, false), Error);  // sliced twice
+  slicegpt(*m, test::random_tokens(2, 8, 64, 1), 0.25, false);
+  EXPECT_THROW(slicegpt(*m, test::random_tokens(2, 8, 64, 1), 0.25, false), Error);  // sliced twice
 }
 
 TEST(PruneStructuredCli, ErrorsAndOutput) {

@@ -20,12 +20,8 @@ TEST(LmHead, RtnQuantizesUntiedHeadAndItSurvivesSaveLoad) {
   EXPECT_FALSE(r->cfg.tie_embeddings);
   EXPECT_EQ(r->lm_head.w->format(), "int4_g32_asym");
   EXPECT_EQ(r->n_bytes(), m->n_bytes());
-  std::vector<int> ids = {1, 5, 9, 33, 70, 2};
-  std::vector<float> a(ids.size() * s.vocab), b(a.size());
-  Forward fa(*m), fb(*r);
-  KVCache ca(m->cfg, int(ids.size())), cb(r->cfg, int(ids.size()));
-  fa.tokens(ids.data(), int(ids.size()), ca, a.data());
-  fb.tokens(ids.data(), int(ids.size()), cb, b.data());
+  const std::vector<int> ids = {1, 5, 9, 33, 70, 2};
+  const std::vector<float> a = test::prefill_logits(*m, ids), b = test::prefill_logits(*r, ids);
   EXPECT_EQ(test::max_abs_diff(a.data(), b.data(), a.size()), 0.0);
 }
 
@@ -59,11 +55,7 @@ TEST(LmHead, RtnQuantizesTiedTableAsOneStoredMatrix) {
   EXPECT_EQ(r->lm_head.w->format(), "int8_g32_sym");
   EXPECT_EQ(r->embed, m->embed);
   EXPECT_EQ(r->n_bytes(), m->n_bytes());
-  std::vector<int> ids = {1, 5, 9, 33, 70, 2};
-  std::vector<float> a(ids.size() * s.vocab), b(a.size());
-  Forward fa(*m), fb(*r);
-  KVCache ca(m->cfg, int(ids.size())), cb(r->cfg, int(ids.size()));
-  fa.tokens(ids.data(), int(ids.size()), ca, a.data());
-  fb.tokens(ids.data(), int(ids.size()), cb, b.data());
+  const std::vector<int> ids = {1, 5, 9, 33, 70, 2};
+  const std::vector<float> a = test::prefill_logits(*m, ids), b = test::prefill_logits(*r, ids);
   EXPECT_EQ(test::max_abs_diff(a.data(), b.data(), a.size()), 0.0);
 }
